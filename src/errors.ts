@@ -127,7 +127,12 @@ export class KernelError extends VfbError {
   readonly errno: KernelErrno;
   readonly path: string;
 
-  constructor(errno: KernelErrno, path: string, message: string, options: Omit<VfbErrorOptions, 'details'> = {}) {
+  constructor(
+    errno: KernelErrno,
+    path: string,
+    message: string,
+    options: Omit<VfbErrorOptions, 'details'> = {},
+  ) {
     super('KERNEL_REFUSED', `${message} (${errno} on ${path})`, { ...options, details: { errno, path } });
     this.errno = errno;
     this.path = path;

@@ -107,8 +107,15 @@ function parseCNumber(s: string): number | null {
 }
 
 function checkRanges(shown: string, p: PciAddressParts): void {
-  const bad =
-    !inRange(p.domain, 0xffffffff) ? 'domain' : !inRange(p.bus, 0xff) ? 'bus' : !inRange(p.slot, 0x1f) ? 'slot' : !inRange(p.function, 7) ? 'function' : null;
+  const bad = !inRange(p.domain, 0xffffffff)
+    ? 'domain'
+    : !inRange(p.bus, 0xff)
+      ? 'bus'
+      : !inRange(p.slot, 0x1f)
+        ? 'slot'
+        : !inRange(p.function, 7)
+          ? 'function'
+          : null;
   if (bad) throw invalid(shown, `${bad} out of range`);
 }
 

@@ -27,10 +27,7 @@ export type DeviceAttribute =
 
 /** The subset of those that vfbroker writes. */
 export type WritableDeviceAttribute =
-  | 'driver_override'
-  | 'reset_method'
-  | 'sriov_numvfs'
-  | 'sriov_drivers_autoprobe';
+  'driver_override' | 'reset_method' | 'sriov_numvfs' | 'sriov_drivers_autoprobe';
 
 export interface Sysfs {
   /** A description for logs and errors: the root directory, or "simulator:<fixture>". */

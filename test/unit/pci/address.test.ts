@@ -33,20 +33,43 @@ describe('parsePciAddress', () => {
   it('accepts the canonical form and nothing else', () => {
     assert.equal(parsePciAddress('0000:3b:02.1'), '0000:3b:02.1');
     assert.equal(parsePciAddress('10000:00:1f.7'), '10000:00:1f.7');
-    for (const bad of ['0000:3B:02.1', '3b:02.1', '000:3b:02.1', '0000:3b:2.1x', '0000:3b:2.1', '0000:3b:02.8', '0000:3b:20.0']) {
+    for (const bad of [
+      '0000:3B:02.1',
+      '3b:02.1',
+      '000:3b:02.1',
+      '0000:3b:2.1x',
+      '0000:3b:2.1',
+      '0000:3b:02.8',
+      '0000:3b:20.0',
+    ]) {
       rejects(() => parsePciAddress(bad));
     }
   });
 
   it('rejects anything that could escape a sysfs path', () => {
-    for (const bad of ['../../etc', '0000:3b:02.1/../x', '0000:3b:02.1\0', ' 0000:3b:02.1', '0000:3b:02.1 ', '0000:3b:02.1\n', '', '/', '..', '0000:3b:02.1/driver', '0'.repeat(1000)]) {
+    for (const bad of [
+      '../../etc',
+      '0000:3b:02.1/../x',
+      '0000:3b:02.1\0',
+      ' 0000:3b:02.1',
+      '0000:3b:02.1 ',
+      '0000:3b:02.1\n',
+      '',
+      '/',
+      '..',
+      '0000:3b:02.1/driver',
+      '0'.repeat(1000),
+    ]) {
       rejects(() => parsePciAddress(bad));
     }
   });
 
   it('says what was expected, with the input escaped', () => {
     const err = rejects(() => parsePciAddress('0000:3B:02.1'));
-    assert.equal(err.message, 'invalid PCI address "0000:3B:02.1": not in canonical form (expected 0000:3b:02.1)');
+    assert.equal(
+      err.message,
+      'invalid PCI address "0000:3B:02.1": not in canonical form (expected 0000:3b:02.1)',
+    );
     const nul = rejects(() => parsePciAddress('a\u0000b'));
     assert.ok(nul.message.includes('\\u0000'));
   });
@@ -88,20 +111,38 @@ describe('parsePciAddress', () => {
 describe('parseLibvirtPciAddress', () => {
   it('reads hex, decimal and leading-zero octal as libvirt does', () => {
     const want = '0000:3b:02.1';
-    assert.equal(parseLibvirtPciAddress({ domain: '0x0000', bus: '0x3b', slot: '0x02', function: '0x1' }), want);
+    assert.equal(
+      parseLibvirtPciAddress({ domain: '0x0000', bus: '0x3b', slot: '0x02', function: '0x1' }),
+      want,
+    );
     assert.equal(parseLibvirtPciAddress({ domain: '0', bus: '59', slot: '2', function: '1' }), want);
     assert.equal(parseLibvirtPciAddress({ domain: '00', bus: '073', slot: '02', function: '01' }), want);
     assert.equal(parseLibvirtPciAddress({ bus: '0x3b', slot: '0x02' }), '0000:3b:02.0');
-    assert.equal(parseLibvirtPciAddress({ domain: '0x10000', bus: '0', slot: '0', function: '0' }), '10000:00:00.0');
+    assert.equal(
+      parseLibvirtPciAddress({ domain: '0x10000', bus: '0', slot: '0', function: '0' }),
+      '10000:00:00.0',
+    );
   });
 
   it('rejects what libvirt would reject, naming the attribute', () => {
     assert.match(rejects(() => parseLibvirtPciAddress({ bus: '0x3b' })).message, /slot attribute is missing/);
-    assert.match(rejects(() => parseLibvirtPciAddress({ bus: '256', slot: '0' })).message, /bus out of range/);
-    assert.match(rejects(() => parseLibvirtPciAddress({ bus: '08', slot: '0' })).message, /bus='08' is not a number/);
+    assert.match(
+      rejects(() => parseLibvirtPciAddress({ bus: '256', slot: '0' })).message,
+      /bus out of range/,
+    );
+    assert.match(
+      rejects(() => parseLibvirtPciAddress({ bus: '08', slot: '0' })).message,
+      /bus='08' is not a number/,
+    );
     assert.match(rejects(() => parseLibvirtPciAddress({ bus: '-1', slot: '0' })).message, /not a number/);
-    assert.match(rejects(() => parseLibvirtPciAddress({ bus: '0x3b', slot: '0x20' })).message, /slot out of range/);
-    assert.match(rejects(() => parseLibvirtPciAddress({ bus: '0x3b', slot: '0', function: '8' })).message, /function out of range/);
+    assert.match(
+      rejects(() => parseLibvirtPciAddress({ bus: '0x3b', slot: '0x20' })).message,
+      /slot out of range/,
+    );
+    assert.match(
+      rejects(() => parseLibvirtPciAddress({ bus: '0x3b', slot: '0', function: '8' })).message,
+      /function out of range/,
+    );
     rejects(() => parseLibvirtPciAddress({ bus: ' 1', slot: '0' }));
     rejects(() => parseLibvirtPciAddress({ bus: '1 ', slot: '0' }));
     rejects(() => parseLibvirtPciAddress({ bus: '0x', slot: '0' }));
@@ -115,7 +156,10 @@ describe('parseLibvirtPciAddress', () => {
     );
     fc.assert(
       fc.property(asC, ({ s, n }) => {
-        assert.equal(parseLibvirtPciAddress({ bus: s, slot: '0' }), formatPciAddress({ domain: 0, bus: n, slot: 0, function: 0 }));
+        assert.equal(
+          parseLibvirtPciAddress({ bus: s, slot: '0' }),
+          formatPciAddress({ domain: 0, bus: n, slot: 0, function: 0 }),
+        );
       }),
     );
   });
