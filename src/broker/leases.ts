@@ -1,0 +1,160 @@
+/**
+ * Leases: which guest holds which VF. A lease is created `pending` when PrepareGuest accepts a
+ * device, becomes `active` at GuestStarted and is dropped at ReleaseGuest. The table is persisted
+ * after every change (atomically, under the state directory), so a broker restart knows which VFs
+ * are in use — drain rotation and the `busy` verdict depend on it.
+ *
+ * libvirt runs `release` even after a failed `prepare`, so releasing a guest that holds nothing is
+ * normal and not an error. A pending lease whose guest never started (QEMU failed after prepare and
+ * libvirt's release never reached us) expires after pendingTtlMs.
+ */
+import { z } from 'zod';
+import { VfbError } from '../errors.js';
+import { isPciAddress, type PciAddress } from '../pci/address.js';
+import { readJsonFile, writeFileAtomic } from '../state-files.js';
+
+export type LeaseState = 'pending' | 'active';
+
+export interface Lease {
+  readonly vf: PciAddress;
+  readonly pf: PciAddress;
+  readonly guestUuid: string;
+  readonly guestName: string;
+  readonly state: LeaseState;
+  /** ms since the epoch of the last state change. */
+  readonly since: number;
+}
+
+const leaseSchema = z.strictObject({
+  vf: z.string().refine(isPciAddress),
+  pf: z.string().refine(isPciAddress),
+  guestUuid: z.string().max(64),
+  guestName: z.string().max(256),
+  state: z.enum(['pending', 'active']),
+  since: z.number().int().nonnegative(),
+});
+const fileSchema = z.strictObject({ version: z.literal(1), leases: z.array(leaseSchema).max(100_000) });
+
+export interface LeaseTableOptions {
+  readonly file: string;
+  readonly pendingTtlMs: number;
+  readonly now?: () => number;
+}
+
+export class LeaseTable {
+  readonly #file: string;
+  readonly #pendingTtlMs: number;
+  readonly #now: () => number;
+  #byVf = new Map<PciAddress, Lease>();
+  #queue: Promise<void> = Promise.resolve();
+
+  private constructor(options: LeaseTableOptions) {
+    this.#file = options.file;
+    this.#pendingTtlMs = options.pendingTtlMs;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Loads the table from its file; a missing file is an empty table, a corrupt one an error. */
+  static async open(options: LeaseTableOptions): Promise<LeaseTable> {
+    const table = new LeaseTable(options);
+    const raw = await readJsonFile(options.file);
+    if (raw !== null) {
+      const parsed = fileSchema.safeParse(raw);
+      if (!parsed.success) {
+        throw new VfbError('STORE_CORRUPT', `lease table ${options.file} is malformed`, {
+          hint: 'move the file aside and restart the broker; running guests re-register at their next start',
+        });
+      }
+      for (const l of parsed.data.leases) table.#byVf.set(l.vf as PciAddress, l as Lease);
+    }
+    return table;
+  }
+
+  /** The lease on a VF, ignoring an expired pending one. */
+  get(vf: PciAddress): Lease | undefined {
+    const lease = this.#byVf.get(vf);
+    return lease && !this.#expired(lease) ? lease : undefined;
+  }
+
+  /** Live leases of one PF (drain rotation waits for these). */
+  ofPf(pf: PciAddress): Lease[] {
+    return [...this.#byVf.values()].filter((l) => l.pf === pf && !this.#expired(l));
+  }
+
+  all(): Lease[] {
+    return [...this.#byVf.values()].filter((l) => !this.#expired(l));
+  }
+
+  /**
+   * Records pending leases for a guest's VFs, replacing the guest's earlier pending ones (a retried
+   * prepare). The caller has checked that no other guest holds these VFs.
+   */
+  prepare(
+    guestUuid: string,
+    guestName: string,
+    vfs: ReadonlyArray<{ vf: PciAddress; pf: PciAddress }>,
+  ): Promise<void> {
+    return this.#mutate((table) => {
+      const since = this.#now();
+      for (const [vf, lease] of table) {
+        if (lease.guestUuid === guestUuid && lease.state === 'pending') table.delete(vf);
+      }
+      for (const { vf, pf } of vfs) table.set(vf, { vf, pf, guestUuid, guestName, state: 'pending', since });
+      return true;
+    });
+  }
+
+  /** Confirms a guest's pending leases; resolves to how many. */
+  async started(guestUuid: string): Promise<number> {
+    let n = 0;
+    await this.#mutate((table) => {
+      const since = this.#now();
+      for (const [vf, lease] of table) {
+        if (lease.guestUuid === guestUuid && lease.state === 'pending' && !this.#expired(lease)) {
+          table.set(vf, { ...lease, state: 'active', since });
+          n++;
+        }
+      }
+      return n > 0;
+    });
+    return n;
+  }
+
+  /** Drops every lease of a guest; resolves to the VFs released (none for a guest that held none). */
+  async release(guestUuid: string): Promise<PciAddress[]> {
+    const released: PciAddress[] = [];
+    await this.#mutate((table) => {
+      for (const [vf, lease] of table) {
+        if (lease.guestUuid === guestUuid) {
+          table.delete(vf);
+          released.push(vf);
+        }
+      }
+      return released.length > 0;
+    });
+    return released;
+  }
+
+  /**
+   * Applies a change to a copy of the table, writes the copy, and only then makes it current: a
+   * failed write (disk full, read-only state directory) leaves memory and disk agreeing on the old
+   * table. Changes run one at a time so none is lost.
+   */
+  #mutate(change: (table: Map<PciAddress, Lease>) => boolean): Promise<void> {
+    const run = async (): Promise<void> => {
+      const next = new Map(this.#byVf);
+      if (!change(next)) return;
+      for (const [vf, lease] of next) if (this.#expired(lease)) next.delete(vf);
+      const snapshot = JSON.stringify({ version: 1, leases: [...next.values()] });
+      await writeFileAtomic(this.#file, snapshot + '\n', 0o600);
+      this.#byVf = next;
+    };
+    const result = this.#queue.then(run);
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  #expired(lease: Lease): boolean {
+    return lease.state === 'pending' && this.#now() - lease.since > this.#pendingTtlMs;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Files the broker keeps across restarts (leases, the rotation journal, the file token store):
+ * written atomically so a crash or a full disk leaves either the old or the new content, never a
+ * torn file, and created owner-only because several of them sit next to secrets.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { VfbError } from './errors.js';
+
+/**
+ * Equivalent to: write to a temp file in the same directory, fsync it, rename over the target,
+ * fsync the directory (so the rename itself survives a power cut).
+ */
+export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const fh = await open(tmp, 'wx', mode);
+    try {
+      await fh.writeFile(data, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw fileError('write', path, err);
+  }
+}
+
+/** Parsed JSON of a file, or null when it does not exist. */
+export async function readJsonFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return null;
+    throw fileError('read', path, err);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new VfbError('STORE_CORRUPT', `${path} is not valid JSON`, {
+      hint: 'move the file aside; vfbroker recreates it',
+    });
+  }
+}
+
+/**
+ * Creates a directory owner-only (0700), or checks an existing one: it must be a directory owned by
+ * this process's user with no group or other access, because secrets or leases live in it.
+ */
+export async function ensurePrivateDirectory(path: string): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw fileError('create', path, err);
+  }
+  const st = await stat(path);
+  const uid = process.getuid?.();
+  if (!st.isDirectory()) throw new VfbError('UNSAFE_FILE', `${path} is not a directory`);
+  if ((st.mode & 0o077) !== 0 || (uid !== undefined && st.uid !== uid)) {
+    throw new VfbError(
+      'UNSAFE_FILE',
+      `${path} must be owned by uid ${uid ?? '?'} with mode 0700 (found uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`,
+      { hint: `chown ${uid ?? 'root'} ${path} && chmod 0700 ${path}` },
+    );
+  }
+}
+
+export function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string'
+    ? err.code
+    : undefined;
+}
+
+function fileError(op: string, path: string, err: unknown): VfbError {
+  const errno = errnoOf(err) ?? 'EIO';
+  const why: Record<string, string> = {
+    ENOSPC: 'no space left on device',
+    EROFS: 'read-only file system',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    ENOENT: 'directory does not exist',
+    EDQUOT: 'disk quota exceeded',
+  };
+  return new VfbError('UNAVAILABLE', `cannot ${op} ${path}: ${why[errno] ?? errno}`, {
+    hint: 'check the state directory: free space, mount options and ownership',
+    details: { errno, path },
+  });
+}

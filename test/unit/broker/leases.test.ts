@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { LeaseTable } from '../../../src/broker/leases.js';
+import { VfbError } from '../../../src/errors.js';
+import { parsePciAddress } from '../../../src/pci/address.js';
+
+const PF = parsePciAddress('0000:3b:00.0');
+const VF1 = parsePciAddress('0000:3b:10.0');
+const VF2 = parsePciAddress('0000:3b:10.2');
+const GUEST_A = '0b7c8d1e-2f3a-4b5c-8d6e-7f8091a2b3c4';
+const GUEST_B = '1c8d9e2f-3a4b-4c5d-9e6f-8091a2b3c4d5';
+
+describe('LeaseTable', () => {
+  let dir: string;
+  let now: number;
+  const open = () =>
+    LeaseTable.open({ file: join(dir, 'leases.json'), pendingTtlMs: 60_000, now: () => now });
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vfb-leases-'));
+    now = 1_000_000;
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('goes pending → active → released, and a restart keeps what was persisted', async () => {
+    const t = await open();
+    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
+    assert.equal(t.get(VF1)?.state, 'pending');
+    assert.equal(await t.started(GUEST_A), 1);
+    const reopened = await open();
+    assert.equal(reopened.get(VF1)?.state, 'active');
+    assert.equal(reopened.get(VF1)?.guestUuid, GUEST_A);
+    assert.deepEqual(
+      reopened.ofPf(PF).map((l) => l.vf),
+      [VF1],
+    );
+    assert.deepEqual(await reopened.release(GUEST_A), [VF1]);
+    assert.equal((await open()).get(VF1), undefined);
+  });
+
+  it('writes the file owner-only', async () => {
+    const t = await open();
+    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
+    assert.equal((await stat(join(dir, 'leases.json'))).mode & 0o777, 0o600);
+  });
+
+  it('treats release of a guest that holds nothing as normal (libvirt releases after a failed prepare)', async () => {
+    const t = await open();
+    assert.deepEqual(await t.release(GUEST_B), []);
+  });
+
+  it('expires a pending lease whose guest never started, but never an active one', async () => {
+    const t = await open();
+    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
+    await t.prepare(GUEST_B, 'vm-b', [{ vf: VF2, pf: PF }]);
+    await t.started(GUEST_B);
+    now += 60_001;
+    assert.equal(t.get(VF1), undefined);
+    assert.equal(await t.started(GUEST_A), 0, 'an expired pending lease cannot be confirmed');
+    assert.equal(t.get(VF2)?.state, 'active');
+  });
+
+  it('replaces a guest’s earlier pending leases when its prepare is retried', async () => {
+    const t = await open();
+    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
+    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF2, pf: PF }]);
+    assert.equal(t.get(VF1), undefined);
+    assert.equal(t.get(VF2)?.guestUuid, GUEST_A);
+  });
+
+  it('keeps memory on the old table when the write fails', async () => {
+    const sub = join(dir, 'state');
+    await mkdir(sub);
+    const t = await LeaseTable.open({ file: join(sub, 'leases.json'), pendingTtlMs: 60_000, now: () => now });
+    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
+    await rm(sub, { recursive: true }); // the state directory vanished (or its disk failed)
+    await assert.rejects(t.prepare(GUEST_B, 'vm-b', [{ vf: VF2, pf: PF }]), (err: unknown) => {
+      assert.ok(err instanceof VfbError && err.code === 'UNAVAILABLE');
+      assert.match(err.message, /^cannot write .*leases\.json: directory does not exist$/);
+      return true;
+    });
+    assert.equal(t.get(VF2), undefined);
+    assert.equal(t.get(VF1)?.guestUuid, GUEST_A);
+  });
+
+  it('refuses a corrupt or hand-edited file with a one-line error', async () => {
+    for (const content of [
+      '{not json',
+      JSON.stringify({ version: 1, leases: [{ vf: '../../etc', pf: PF }] }),
+      JSON.stringify({ version: 2, leases: [] }),
+    ]) {
+      await writeFile(join(dir, 'leases.json'), content);
+      await assert.rejects(
+        open(),
+        (err: unknown) =>
+          err instanceof VfbError && err.code === 'STORE_CORRUPT' && !err.message.includes('\n'),
+      );
+    }
+    assert.equal(
+      await readFile(join(dir, 'leases.json'), 'utf8'),
+      JSON.stringify({ version: 2, leases: [] }),
+      'nothing overwritten',
+    );
+  });
+});
