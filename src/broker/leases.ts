@@ -65,7 +65,7 @@ export class LeaseTable {
           hint: 'move the file aside and restart the broker; running guests re-register at their next start',
         });
       }
-      for (const l of parsed.data.leases) table.#byVf.set(l.vf as PciAddress, l as Lease);
+      for (const l of parsed.data.leases) table.#byVf.set(l.vf, l);
     }
     return table;
   }
