@@ -1,0 +1,222 @@
+/**
+ * The broker core: implements BrokerApi over the managed PFs, the token cache, the policy and the
+ * lease table. It never sees D-Bus (src/broker/dbus/ turns messages into these calls) and never
+ * touches Vault directly (src/broker/store/). Every decision is audited as one structured log line:
+ * caller, guest or app, VF, verdict, rule — never the token.
+ */
+import {
+  isAcceptingVerdict,
+  type BrokerApi,
+  type BrokerEvents,
+  type BrokerStatus,
+  type Caller,
+  type DeviceVerdict,
+  type PfSummary,
+  type PrepareDevice,
+  type RotationState,
+} from './api.js';
+import { decideApp, decideGuest } from './policy/decide.js';
+import { decideDevice, type DeviceFacts, type GuestRef } from './verdict.js';
+import type { LeaseTable } from './leases.js';
+import type { ManagedPf, ManagedPfs } from './managed-pfs.js';
+import type { Rotator } from './rotation/rotator.js';
+import type { TokenCache } from './store/token-cache.js';
+import type { PfTokens, TokenStore } from './store/token-store.js';
+import type { Policy } from '../config/policy-config.js';
+import { VfbError, isVfbError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { PciAddress } from '../pci/address.js';
+import { VERSION } from '../version.js';
+
+export interface BrokerDeps {
+  readonly hostId: string;
+  readonly pfs: ManagedPfs;
+  readonly store: TokenStore;
+  readonly tokens: TokenCache;
+  readonly leases: LeaseTable;
+  /** The policy in force; SIGHUP swaps it, so it is read per call. */
+  readonly policy: () => Policy;
+  readonly rotator: Rotator;
+  readonly events: BrokerEvents;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+export class Broker implements BrokerApi {
+  readonly #d: BrokerDeps;
+  readonly #audit: Logger;
+  readonly #startedAt: number;
+
+  constructor(deps: BrokerDeps) {
+    this.#d = deps;
+    this.#audit = deps.logger.child({ audit: true });
+    this.#startedAt = (deps.now ?? Date.now)();
+  }
+
+  async prepareGuest(caller: Caller, guestUuid: string, guestName: string, devices: readonly PrepareDevice[]): Promise<DeviceVerdict[]> {
+    requireRoot(caller, 'PrepareGuest');
+    const guest: GuestRef = { uuid: guestUuid.toLowerCase(), name: guestName };
+    const decisions: DeviceVerdict[] = [];
+    const accepted: { vf: PciAddress; pf: PciAddress }[] = [];
+    for (const device of devices) {
+      const { facts, rule } = await this.#facts(guest, device);
+      const { verdict, message } = decideDevice(guest, facts);
+      decisions.push({ address: device.address, verdict, message });
+      if (isAcceptingVerdict(verdict) && facts.kind === 'managed') accepted.push({ vf: device.address, pf: facts.pf });
+      this.#audit.info(
+        { event: 'prepare', ...who(caller), guest: guest.uuid, guestName, vf: device.address, verdict, rule },
+        'PrepareGuest decision',
+      );
+    }
+    const refused = decisions.filter((d) => !isAcceptingVerdict(d.verdict));
+    if (refused.length === 0) {
+      await this.#d.leases.prepare(guest.uuid, guestName, accepted);
+    } else {
+      for (const d of refused) this.#d.events.guestRefused(guest.uuid, d.address, d.verdict);
+    }
+    return decisions;
+  }
+
+  async guestStarted(caller: Caller, guestUuid: string): Promise<void> {
+    requireRoot(caller, 'GuestStarted');
+    const n = await this.#d.leases.started(guestUuid.toLowerCase());
+    this.#audit.info({ event: 'started', ...who(caller), guest: guestUuid.toLowerCase(), leases: n }, 'guest started');
+  }
+
+  async releaseGuest(caller: Caller, guestUuid: string, reason: string): Promise<void> {
+    requireRoot(caller, 'ReleaseGuest');
+    const released = await this.#d.leases.release(guestUuid.toLowerCase());
+    this.#audit.info({ event: 'release', ...who(caller), guest: guestUuid.toLowerCase(), reason, vfs: released }, 'guest released');
+    this.#d.rotator.leasesChanged();
+  }
+
+  async getToken(caller: Caller, address: PciAddress): Promise<string> {
+    const location = this.#d.pfs.locate(address);
+    const pf = location?.pf ?? (this.#d.pfs.get(address) ? address : null);
+    const managed = pf === null ? undefined : this.#d.pfs.get(pf);
+    if (!managed || pf === null) {
+      throw new VfbError('NOT_FOUND', `${address} is neither a PF vfbroker manages nor one of its VFs`);
+    }
+    let rule: unknown = 'root';
+    if (caller.uid !== 0) {
+      const decision =
+        location === null ? { allowed: false, reason: 'only root may read a PF token' } : decideApp(this.#d.policy(), caller, address, this.#d.pfs.locate);
+      this.#audit.info({ event: 'get-token', ...who(caller), vf: address, allowed: decision.allowed, reason: decision.reason }, 'GetToken decision');
+      if (!decision.allowed) throw new VfbError('DENIED', `uid ${caller.uid} may not read the token of ${address}: ${decision.reason}`);
+      rule = decision.reason;
+    }
+    if (!managed.plugin.manifest.needsToken) {
+      throw new VfbError('NOT_FOUND', `PF ${pf} (plugin ${managed.plugin.manifest.name}) has no token: its VFs open without one`);
+    }
+    const tokens = await this.#tokensOf(pf);
+    if (caller.uid === 0) this.#audit.info({ event: 'get-token', ...who(caller), vf: address, allowed: true, reason: rule }, 'GetToken decision');
+    return tokens.active.token;
+  }
+
+  async rotate(caller: Caller, pf: PciAddress): Promise<RotationState> {
+    requireRoot(caller, 'Rotate');
+    const managed = this.#managed(pf);
+    this.#audit.info({ event: 'rotate', ...who(caller), pf }, 'rotation requested');
+    return this.#d.rotator.rotate(managed);
+  }
+
+  async listPfs(_caller: Caller): Promise<PfSummary[]> {
+    return Promise.all(this.#d.pfs.all().map((m) => this.#summary(m)));
+  }
+
+  async status(_caller: Caller): Promise<BrokerStatus> {
+    const storeReachable = await this.#d.store.probe().then(
+      () => true,
+      () => false,
+    );
+    return {
+      version: VERSION,
+      hostId: this.#d.hostId,
+      pfs: this.#d.pfs.all().length,
+      leases: this.#d.leases.all().length,
+      storeReachable,
+      uptimeSeconds: Math.floor(((this.#d.now ?? Date.now)() - this.#startedAt) / 1000),
+    };
+  }
+
+  async setNumVfs(caller: Caller, pf: PciAddress, count: number): Promise<void> {
+    requireRoot(caller, 'SetNumVfs');
+    this.#managed(pf);
+    throw new VfbError('INVALID_ARGUMENT', `SetNumVfs ${pf} ${count}: PFs assigned whole to a guest are not supported yet`, {
+      hint: 'change vfs: for the PF in /etc/vfbroker/broker.yaml and run `vfbroker pf up`',
+    });
+  }
+
+  async #facts(guest: GuestRef, device: PrepareDevice): Promise<{ facts: DeviceFacts; rule: string | null }> {
+    const location = this.#d.pfs.locate(device.address);
+    const managed = location ? this.#d.pfs.get(location.pf) : undefined;
+    if (!location || !managed) return { facts: { kind: 'unmanaged', address: device.address }, rule: null };
+    const policy = decideGuest(this.#d.policy(), guest.uuid, device.address, this.#d.pfs.locate);
+    const lease = this.#d.leases.get(device.address);
+    const needsToken = managed.plugin.manifest.needsToken;
+    const tokens = needsToken && policy.allowed ? await this.#tokensOrNull(location.pf) : null;
+    return {
+      rule: policy.reason,
+      facts: {
+        kind: 'managed',
+        address: device.address,
+        pf: location.pf,
+        index: location.index,
+        needsToken,
+        policy,
+        rotating: managed.state === 'rotating',
+        heldBy: lease && lease.guestUuid !== guest.uuid ? { uuid: lease.guestUuid, name: lease.guestName } : null,
+        activeToken: tokens?.active.token ?? null,
+        activeGeneration: tokens?.active.generation ?? 0,
+        presentedToken: device.presentedToken,
+      },
+    };
+  }
+
+  async #summary(m: ManagedPf): Promise<PfSummary> {
+    const needsToken = m.plugin.manifest.needsToken;
+    const tokens = needsToken ? await this.#tokensOrNull(m.entry.address).catch(() => null) : null;
+    return {
+      address: m.entry.address,
+      plugin: m.plugin.manifest.name,
+      state: m.state,
+      numVfs: m.vfs.length,
+      needsToken,
+      generation: tokens?.active.generation ?? 0,
+      rotationMode: m.plugin.manifest.rotation,
+      leases: this.#d.leases.ofPf(m.entry.address).length,
+    };
+  }
+
+  #managed(pf: PciAddress): ManagedPf {
+    const managed = this.#d.pfs.get(pf);
+    if (!managed) throw new VfbError('NOT_FOUND', `PF ${pf} is not managed by vfbroker`, { hint: 'list the PFs with `vfbroker pf status`' });
+    return managed;
+  }
+
+  #tokensOf(pf: PciAddress): Promise<PfTokens> {
+    return this.#d.tokens.get(pf);
+  }
+
+  /** The PF's tokens, or null when it has none yet (never brought up). Store failures propagate. */
+  async #tokensOrNull(pf: PciAddress): Promise<PfTokens | null> {
+    try {
+      return await this.#d.tokens.get(pf);
+    } catch (err) {
+      if (isVfbError(err, 'NOT_FOUND')) return null;
+      throw err;
+    }
+  }
+}
+
+function requireRoot(caller: Caller, method: string): void {
+  if (caller.uid !== 0) {
+    throw new VfbError('DENIED', `${method} is for root only (caller uid ${caller.uid})`, {
+      hint: 'the libvirt hook and `vfbroker` run as root; applications may only call GetToken, ListPfs and Status',
+    });
+  }
+}
+
+function who(caller: Caller): Record<string, unknown> {
+  return { uid: caller.uid, pid: caller.pid, unit: caller.unit, sender: caller.busName };
+}

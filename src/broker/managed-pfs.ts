@@ -1,0 +1,66 @@
+/**
+ * The PFs this broker manages, as configured in broker.yaml, with the plugin chosen for each and
+ * what the broker last learnt of them: state, VF addresses in `virtfnN` order, the last error. The
+ * VF map answers "which PF and which index is this VF" from memory — PrepareGuest and GetToken ask
+ * it on every call — and is refreshed from sysfs whenever the broker changes a PF's VFs.
+ */
+import type { PfState } from './api.js';
+import type { PfConfig as PfEntry } from '../config/broker-config.js';
+import type { PciAddress } from '../pci/address.js';
+import type { PfConfig, Plugin } from '../plugins/contract.js';
+import type { Sysfs } from '../sysfs/sysfs.js';
+
+export interface ManagedPf {
+  readonly entry: PfEntry;
+  readonly plugin: Plugin;
+  /** Why this plugin was chosen (for status and doctor). */
+  readonly pluginReason: string;
+  state: PfState;
+  /** One line saying why the PF is not up, null when it is. Never a token. */
+  lastError: string | null;
+  vfs: PciAddress[];
+}
+
+export interface VfLocation {
+  readonly pf: PciAddress;
+  readonly index: number;
+}
+
+export class ManagedPfs {
+  readonly #byPf = new Map<PciAddress, ManagedPf>();
+  readonly #byVf = new Map<PciAddress, VfLocation>();
+
+  add(pf: ManagedPf): void {
+    this.#byPf.set(pf.entry.address, pf);
+  }
+
+  get(pf: PciAddress): ManagedPf | undefined {
+    return this.#byPf.get(pf);
+  }
+
+  all(): ManagedPf[] {
+    return [...this.#byPf.values()];
+  }
+
+  /** Which managed PF a VF belongs to, and its index there; null for anything else. */
+  locate = (vf: PciAddress): VfLocation | null => this.#byVf.get(vf) ?? null;
+
+  /** Re-reads a PF's `virtfnN` links after its VFs changed. */
+  async refreshVfs(sysfs: Sysfs, pf: PciAddress): Promise<void> {
+    const managed = this.#byPf.get(pf);
+    if (!managed) return;
+    for (const vf of managed.vfs) this.#byVf.delete(vf);
+    managed.vfs = await sysfs.virtfns(pf);
+    managed.vfs.forEach((vf, index) => this.#byVf.set(vf, { pf, index }));
+  }
+}
+
+/** The plugin's view of a broker.yaml PF entry. */
+export function pluginPfConfig(entry: PfEntry): PfConfig {
+  return {
+    address: entry.address,
+    vfs: entry.vfs,
+    options: entry.options,
+    ...(entry.plugin === null ? {} : { plugin: entry.plugin }),
+  };
+}
