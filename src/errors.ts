@@ -121,7 +121,21 @@ export class VfbError extends Error {
 }
 
 /** Kernel errnos vfbroker tells apart when a sysfs operation is refused. */
-export type KernelErrno = 'EBUSY' | 'ERANGE' | 'ENOENT' | 'EINVAL' | 'EACCES' | 'ENODEV' | 'EPERM' | 'ENOSPC';
+export const KERNEL_ERRNOS = [
+  'EBUSY',
+  'ERANGE',
+  'ENOENT',
+  'EINVAL',
+  'EACCES',
+  'ENODEV',
+  'EPERM',
+  'ENOSPC',
+  'ENOTTY',
+  'EBADF',
+  'ENOMEM',
+  'EIO',
+] as const;
+export type KernelErrno = (typeof KERNEL_ERRNOS)[number];
 
 export class KernelError extends VfbError {
   readonly errno: KernelErrno;

@@ -135,9 +135,13 @@ function q(v: string | undefined): string {
   return v === undefined ? '-' : `'${v.slice(0, 16)}'`;
 }
 
+/** The longest valid address (an 8-digit domain); anything longer is not echoed back. */
+const MAX_SHOWN = 16;
+
 function invalid(input: string, why: string): VfbError {
-  // Show the input escaped and cut short: it is untrusted and may hold control characters.
-  const shown = JSON.stringify(input.slice(0, 40));
+  // Show the input escaped, and not at all when it is long: it is untrusted, may hold control
+  // characters, and a token passed where an address belongs must not end up in a message or a log.
+  const shown = input.length <= MAX_SHOWN ? JSON.stringify(input) : `(a ${input.length}-character string)`;
   return new VfbError('INVALID_ARGUMENT', `invalid PCI address ${shown}: ${why}`, {
     hint: 'write it as the kernel does, e.g. 0000:3b:02.1',
   });
