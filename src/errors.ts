@@ -69,6 +69,11 @@ export const ERROR_KINDS = {
     exit: 71,
     hint: 'the kernel refused the sysfs write; the errno says why (see docs/errors.md)',
   },
+  COMMAND_FAILED: {
+    dbus: 'Failed',
+    exit: 72,
+    hint: 'an external command (PF driver or tool) failed; its output is in the broker log',
+  },
   STORE_CORRUPT: {
     dbus: 'Failed',
     exit: 65,
