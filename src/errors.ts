@@ -67,7 +67,7 @@ export const ERROR_KINDS = {
   KERNEL_REFUSED: {
     dbus: 'Failed',
     exit: 71,
-    hint: 'the kernel refused the sysfs write; the errno says why (see docs/errors.md)',
+    hint: 'the kernel refused the operation; the errno says why (see docs/errors.md)',
   },
   COMMAND_FAILED: {
     dbus: 'Failed',

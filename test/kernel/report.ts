@@ -1,0 +1,55 @@
+/**
+ * How a stage running in the guest reports to run.sh: one `@@VFB CASE` line per case and one
+ * `@@VFB STAGE <n> END` line, on stdout (the serial console). run.sh counts the lines, so a stage that
+ * dies half-way is seen as unfinished, not as passed.
+ */
+export class CaseReport {
+  private passed = 0;
+  private failed = 0;
+  private skipped = 0;
+  private last = performance.now();
+
+  constructor(private readonly stage: string) {}
+
+  /** Record one case; `expected` and `got` are short words such as `OK`, `EACCES`, `8086:10ca`. */
+  check(name: string, expected: string, got: string): boolean {
+    const ok = expected === got;
+    this.line(name, ok, `expected ${expected}, got ${got}`);
+    return ok;
+  }
+
+  /** Record one case decided elsewhere, with a free-form one-line detail. */
+  record(name: string, ok: boolean, detail: string): void {
+    this.line(name, ok, detail);
+  }
+
+  /** Record a case the target cannot run; it counts neither as passed nor as failed. */
+  skip(name: string, why: string): void {
+    this.skipped++;
+    this.print('SKIP', name, why);
+  }
+
+  /** Print the stage summary; the exit status a stage should end with. */
+  finish(): number {
+    process.stdout.write(
+      `@@VFB STAGE ${this.stage} END passed=${this.passed} failed=${this.failed} skipped=${this.skipped}\n`,
+    );
+    return this.failed === 0 ? 0 : 1;
+  }
+
+  private line(name: string, ok: boolean, detail: string): void {
+    if (ok) this.passed++;
+    else this.failed++;
+    this.print(ok ? 'PASS' : 'FAIL', name, detail);
+  }
+
+  private print(verdict: 'PASS' | 'FAIL' | 'SKIP', name: string, detail: string): void {
+    // How long since the previous case: where a slow stage spends its time.
+    const now = performance.now();
+    const took = ((now - this.last) / 1000).toFixed(1);
+    this.last = now;
+    process.stdout.write(
+      `@@VFB CASE ${this.stage} ${verdict} ${name}: ${detail.replace(/\s+/g, ' ')} [${took} s]\n`,
+    );
+  }
+}
