@@ -15,7 +15,7 @@ import {
   type PrepareDevice,
   type RotationState,
 } from './api.js';
-import { decideApp, decideGuest } from './policy/decide.js';
+import { decideApp, decideGuest, decideOwner } from './policy/decide.js';
 import { decideDevice, type DeviceFacts, type GuestRef } from './verdict.js';
 import type { LeaseTable } from './leases.js';
 import type { ManagedPf, ManagedPfs } from './managed-pfs.js';
@@ -37,6 +37,8 @@ export interface BrokerDeps {
   /** The policy in force; SIGHUP swaps it, so it is read per call. */
   readonly policy: () => Policy;
   readonly rotator: Rotator;
+  /** Runs a PF's life cycle with its current wanted VF count; records the outcome on the PF. */
+  readonly bringUp: (pf: ManagedPf) => Promise<void>;
   readonly events: BrokerEvents;
   readonly logger: Logger;
   readonly now?: () => number;
@@ -53,7 +55,12 @@ export class Broker implements BrokerApi {
     this.#startedAt = (deps.now ?? Date.now)();
   }
 
-  async prepareGuest(caller: Caller, guestUuid: string, guestName: string, devices: readonly PrepareDevice[]): Promise<DeviceVerdict[]> {
+  async prepareGuest(
+    caller: Caller,
+    guestUuid: string,
+    guestName: string,
+    devices: readonly PrepareDevice[],
+  ): Promise<DeviceVerdict[]> {
     requireRoot(caller, 'PrepareGuest');
     const guest: GuestRef = { uuid: guestUuid.toLowerCase(), name: guestName };
     const decisions: DeviceVerdict[] = [];
@@ -62,7 +69,8 @@ export class Broker implements BrokerApi {
       const { facts, rule } = await this.#facts(guest, device);
       const { verdict, message } = decideDevice(guest, facts);
       decisions.push({ address: device.address, verdict, message });
-      if (isAcceptingVerdict(verdict) && facts.kind === 'managed') accepted.push({ vf: device.address, pf: facts.pf });
+      if (isAcceptingVerdict(verdict) && facts.kind === 'managed')
+        accepted.push({ vf: device.address, pf: facts.pf });
       this.#audit.info(
         { event: 'prepare', ...who(caller), guest: guest.uuid, guestName, vf: device.address, verdict, rule },
         'PrepareGuest decision',
@@ -80,13 +88,19 @@ export class Broker implements BrokerApi {
   async guestStarted(caller: Caller, guestUuid: string): Promise<void> {
     requireRoot(caller, 'GuestStarted');
     const n = await this.#d.leases.started(guestUuid.toLowerCase());
-    this.#audit.info({ event: 'started', ...who(caller), guest: guestUuid.toLowerCase(), leases: n }, 'guest started');
+    this.#audit.info(
+      { event: 'started', ...who(caller), guest: guestUuid.toLowerCase(), leases: n },
+      'guest started',
+    );
   }
 
   async releaseGuest(caller: Caller, guestUuid: string, reason: string): Promise<void> {
     requireRoot(caller, 'ReleaseGuest');
     const released = await this.#d.leases.release(guestUuid.toLowerCase());
-    this.#audit.info({ event: 'release', ...who(caller), guest: guestUuid.toLowerCase(), reason, vfs: released }, 'guest released');
+    this.#audit.info(
+      { event: 'release', ...who(caller), guest: guestUuid.toLowerCase(), reason, vfs: released },
+      'guest released',
+    );
     this.#d.rotator.leasesChanged();
   }
 
@@ -100,16 +114,38 @@ export class Broker implements BrokerApi {
     let rule: unknown = 'root';
     if (caller.uid !== 0) {
       const decision =
-        location === null ? { allowed: false, reason: 'only root may read a PF token' } : decideApp(this.#d.policy(), caller, address, this.#d.pfs.locate);
-      this.#audit.info({ event: 'get-token', ...who(caller), vf: address, allowed: decision.allowed, reason: decision.reason }, 'GetToken decision');
-      if (!decision.allowed) throw new VfbError('DENIED', `uid ${caller.uid} may not read the token of ${address}: ${decision.reason}`);
+        location === null
+          ? { allowed: false, reason: 'only root may read a PF token' }
+          : decideApp(this.#d.policy(), caller, address, this.#d.pfs.locate);
+      this.#audit.info(
+        {
+          event: 'get-token',
+          ...who(caller),
+          vf: address,
+          allowed: decision.allowed,
+          reason: decision.reason,
+        },
+        'GetToken decision',
+      );
+      if (!decision.allowed)
+        throw new VfbError(
+          'DENIED',
+          `uid ${caller.uid} may not read the token of ${address}: ${decision.reason}`,
+        );
       rule = decision.reason;
     }
     if (!managed.plugin.manifest.needsToken) {
-      throw new VfbError('NOT_FOUND', `PF ${pf} (plugin ${managed.plugin.manifest.name}) has no token: its VFs open without one`);
+      throw new VfbError(
+        'NOT_FOUND',
+        `PF ${pf} (plugin ${managed.plugin.manifest.name}) has no token: its VFs open without one`,
+      );
     }
     const tokens = await this.#tokensOf(pf);
-    if (caller.uid === 0) this.#audit.info({ event: 'get-token', ...who(caller), vf: address, allowed: true, reason: rule }, 'GetToken decision');
+    if (caller.uid === 0)
+      this.#audit.info(
+        { event: 'get-token', ...who(caller), vf: address, allowed: true, reason: rule },
+        'GetToken decision',
+      );
     return tokens.active.token;
   }
 
@@ -139,12 +175,60 @@ export class Broker implements BrokerApi {
     };
   }
 
+  /**
+   * Changes a PF's VF count through its plugin (limits, 0 first, VF binding, PF driver), for root or
+   * a consumer policy.yaml names as the PF's owner. The kernel destroys every VF when the count
+   * changes, so a PF whose VFs are leased to guests is refused.
+   */
   async setNumVfs(caller: Caller, pf: PciAddress, count: number): Promise<void> {
-    requireRoot(caller, 'SetNumVfs');
-    this.#managed(pf);
-    throw new VfbError('INVALID_ARGUMENT', `SetNumVfs ${pf} ${count}: PFs assigned whole to a guest are not supported yet`, {
-      hint: 'change vfs: for the PF in /etc/vfbroker/broker.yaml and run `vfbroker pf up`',
-    });
+    const managed = this.#managed(pf);
+    if (caller.uid !== 0) {
+      const decision = decideOwner(this.#d.policy(), { kind: 'app', caller }, pf);
+      this.#audit.info(
+        {
+          event: 'set-num-vfs',
+          ...who(caller),
+          pf,
+          count,
+          allowed: decision.allowed,
+          reason: decision.reason,
+        },
+        'SetNumVfs decision',
+      );
+      if (!decision.allowed)
+        throw new VfbError(
+          'DENIED',
+          `uid ${caller.uid} may not set the VF count of ${pf}: ${decision.reason}`,
+        );
+    }
+    const leased = this.#d.leases.ofPf(pf);
+    if (leased.length > 0 && count !== managed.vfs.length) {
+      const guests = [...new Set(leased.map((l) => l.guestName))].join(', ');
+      throw new VfbError(
+        'BUSY',
+        `PF ${pf} has VFs in use by ${guests}; changing its VF count would remove them`,
+        {
+          hint: 'stop those guests first',
+        },
+      );
+    }
+    const previous = managed.wantedVfs;
+    managed.wantedVfs = count;
+    await this.#d.bringUp(managed);
+    if (managed.state !== 'up') {
+      managed.wantedVfs = previous;
+      throw new VfbError(
+        'COMMAND_FAILED',
+        `PF ${pf} did not come up with ${count} VFs: ${managed.lastError ?? 'unknown error'}`,
+        {
+          hint: `see \`vfbroker pf status ${pf}\``,
+        },
+      );
+    }
+    this.#audit.info(
+      { event: 'set-num-vfs', ...who(caller), pf, count, vfs: managed.vfs.length },
+      'VF count changed',
+    );
   }
 
   async #facts(guest: GuestRef, device: PrepareDevice): Promise<{ facts: DeviceFacts; rule: string | null }> {
@@ -165,7 +249,8 @@ export class Broker implements BrokerApi {
         needsToken,
         policy,
         rotating: managed.state === 'rotating',
-        heldBy: lease && lease.guestUuid !== guest.uuid ? { uuid: lease.guestUuid, name: lease.guestName } : null,
+        heldBy:
+          lease && lease.guestUuid !== guest.uuid ? { uuid: lease.guestUuid, name: lease.guestName } : null,
         activeToken: tokens?.active.token ?? null,
         activeGeneration: tokens?.active.generation ?? 0,
         presentedToken: device.presentedToken,
@@ -190,7 +275,10 @@ export class Broker implements BrokerApi {
 
   #managed(pf: PciAddress): ManagedPf {
     const managed = this.#d.pfs.get(pf);
-    if (!managed) throw new VfbError('NOT_FOUND', `PF ${pf} is not managed by vfbroker`, { hint: 'list the PFs with `vfbroker pf status`' });
+    if (!managed)
+      throw new VfbError('NOT_FOUND', `PF ${pf} is not managed by vfbroker`, {
+        hint: 'list the PFs with `vfbroker pf status`',
+      });
     return managed;
   }
 

@@ -24,7 +24,11 @@ export class EventHub implements BrokerEvents, BrokerEventSource {
     this.#each((l) => l.tokenRotated(pf, generation));
   }
 
-  guestRefused(guestUuid: string, address: PciAddress, verdict: Parameters<BrokerEvents['guestRefused']>[2]): void {
+  guestRefused(
+    guestUuid: string,
+    address: PciAddress,
+    verdict: Parameters<BrokerEvents['guestRefused']>[2],
+  ): void {
     this.#each((l) => l.guestRefused(guestUuid, address, verdict));
   }
 

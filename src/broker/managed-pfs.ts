@@ -15,6 +15,8 @@ export interface ManagedPf {
   readonly plugin: Plugin;
   /** Why this plugin was chosen (for status and doctor). */
   readonly pluginReason: string;
+  /** The VF count asked for: broker.yaml's, until SetNumVfs changes it (not written back to the file). */
+  wantedVfs: number;
   state: PfState;
   /** One line saying why the PF is not up, null when it is. Never a token. */
   lastError: string | null;
@@ -55,11 +57,11 @@ export class ManagedPfs {
   }
 }
 
-/** The plugin's view of a broker.yaml PF entry. */
-export function pluginPfConfig(entry: PfEntry): PfConfig {
+/** The plugin's view of a broker.yaml PF entry, with the VF count asked for now. */
+export function pluginPfConfig(entry: PfEntry, vfs: number = entry.vfs): PfConfig {
   return {
     address: entry.address,
-    vfs: entry.vfs,
+    vfs,
     options: entry.options,
     ...(entry.plugin === null ? {} : { plugin: entry.plugin }),
   };

@@ -11,5 +11,6 @@ const wantsJson = process.argv.includes('--json');
 try {
   await buildProgram().parseAsync(process.argv);
 } catch (err) {
-  if (!(err instanceof CommanderError && err.exitCode === 0)) process.exitCode = new Output({ json: wantsJson }).error(err);
+  if (!(err instanceof CommanderError && err.exitCode === 0))
+    process.exitCode = new Output({ json: wantsJson }).error(err);
 }

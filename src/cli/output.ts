@@ -29,7 +29,9 @@ export class Output {
 
   /** A command's result: `human` lines for people, `data` for --json. */
   result(human: readonly string[], data: unknown): void {
-    this.#stdout.write(this.json ? JSON.stringify(data, null, 2) + '\n' : human.map((l) => l + '\n').join(''));
+    this.#stdout.write(
+      this.json ? JSON.stringify(data, null, 2) + '\n' : human.map((l) => l + '\n').join(''),
+    );
   }
 
   /** Progress of a long operation; silent with --json so stdout stays one document. */
@@ -45,7 +47,9 @@ export class Output {
   error(err: unknown): number {
     const e: VfbError = toVfbError(err);
     if (this.json) {
-      this.#stderr.write(JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint, ...e.details } }) + '\n');
+      this.#stderr.write(
+        JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint, ...e.details } }) + '\n',
+      );
     } else {
       this.#stderr.write(`vfbroker: ${e.message}\n  hint: ${e.hint}\n`);
     }

@@ -2,9 +2,12 @@
  * The command tree. Each command lives in src/cli/commands/ and registers itself here; the
  * definitions are also the source of docs/cli.md (generated, checked in sync by a test).
  */
-import { Command, CommanderError } from 'commander';
+import { Command, type CommanderError } from 'commander';
 import { VfbError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { addGlobalOptions } from './context.js';
+import { registerServe } from './commands/serve.js';
+import { registerToken } from './commands/token.js';
 
 export function buildProgram(): Command {
   const program = new Command('vfbroker')
@@ -13,6 +16,9 @@ export function buildProgram(): Command {
     .showSuggestionAfterError()
     .exitOverride(usageError)
     .configureOutput({ outputError: () => undefined });
+  addGlobalOptions(program);
+  registerServe(program);
+  registerToken(program);
   return program;
 }
 

@@ -1,0 +1,165 @@
+/**
+ * `vfbroker serve`: the composition root. Start-up runs in a fixed order — config, state
+ * directories, store, plugins and PFs, then the bus name last, so no call arrives before the
+ * broker can answer it — and shutdown runs in reverse within a deadline (STYLE.md habit 6).
+ * SIGHUP reloads the policy atomically: a bad policy is refused with a log line and the old one stays.
+ */
+import { join } from 'node:path';
+import { Broker } from './broker.js';
+import { bringUp, bringUpOne, selectPlugins, type BringUpDeps } from './bring-up.js';
+import { exportBroker, type ExportedBroker } from './dbus/service.js';
+import { EventHub } from './events.js';
+import { LeaseTable } from './leases.js';
+import { createRotator } from './rotation/index.js';
+import { openStore } from './store/open.js';
+import { TokenCache } from './store/token-cache.js';
+import { loadBrokerConfig, type BrokerConfig } from '../config/broker-config.js';
+import { loadPolicyConfig, type Policy } from '../config/policy-config.js';
+import { connectBus, type BusConnection } from '../dbus/connection.js';
+import { createLogger, type Logger } from '../log.js';
+import { PluginRegistry } from '../plugins/registry.js';
+import { createNodeRunner } from '../process/node-runner.js';
+import { ensurePrivateDirectory } from '../state-files.js';
+import { openSysfs } from '../sysfs/open.js';
+
+export interface ServeOptions {
+  readonly configPath: string;
+  readonly policyPath: string;
+  /** Where /etc/passwd and /etc/group are for the policy's user and group names. */
+  readonly accountsRoot?: string;
+  /** Replaces the logger built from broker.yaml (tests capture it). */
+  readonly logger?: Logger;
+}
+
+export interface RunningBroker {
+  readonly config: BrokerConfig;
+  /** Re-reads policy.yaml; resolves false (and keeps the old policy) when the new one is invalid. */
+  reloadPolicy(): Promise<boolean>;
+  /** Stops in reverse order of start; idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Pending leases whose guest never reported `started` are dropped after this. */
+const PENDING_LEASE_TTL_MS = 10 * 60_000;
+const STOP_DEADLINE_MS = 20_000;
+
+export async function startBroker(options: ServeOptions): Promise<RunningBroker> {
+  const config = await loadBrokerConfig(options.configPath);
+  const logger = options.logger ?? createLogger({ level: config.log.level });
+  const loadPolicy = (): Promise<Policy> =>
+    loadPolicyConfig(
+      options.policyPath,
+      options.accountsRoot === undefined ? {} : { accountsRoot: options.accountsRoot },
+    );
+  let policy = await loadPolicy();
+
+  await ensurePrivateDirectory(config.stateDirectory);
+  await ensurePrivateDirectory(config.runtimeDirectory);
+  const closers: Array<[string, () => Promise<void>]> = [];
+  const stop = async (): Promise<void> => {
+    for (const [what, close] of closers.splice(0).reverse()) {
+      await close().catch((err: unknown) => logger.error({ err, what }, 'error while stopping'));
+    }
+  };
+
+  try {
+    const store = await openStore(config, logger);
+    closers.push(['store', () => store.close()]);
+    const tokens = new TokenCache(store);
+    const sysfs = await openSysfs(config.sysfs);
+    const registry = await PluginRegistry.load({ logger, externalPaths: config.plugins.paths });
+    closers.push(['plugins', () => registry.close()]);
+    const context = {
+      sysfs,
+      runner: createNodeRunner({ logger }),
+      logger,
+      runtimeDirectory: config.runtimeDirectory,
+    };
+    const deps: BringUpDeps = { registry, context, store, tokens, logger };
+    const pfs = await selectPlugins(config.pfs, deps);
+    const leases = await LeaseTable.open({
+      file: join(config.stateDirectory, 'leases.json'),
+      pendingTtlMs: PENDING_LEASE_TTL_MS,
+    });
+    const events = new EventHub(logger);
+    const rotator = createRotator({
+      store,
+      tokens,
+      leases,
+      pfs,
+      pluginContext: context,
+      journalDirectory: join(config.stateDirectory, 'rotation'),
+      events,
+      logger,
+    });
+    closers.push(['rotation', () => rotator.close()]);
+    await bringUp(pfs, deps);
+    await rotator.recover();
+
+    const broker = new Broker({
+      hostId: config.hostId,
+      pfs,
+      store,
+      tokens,
+      leases,
+      policy: () => policy,
+      rotator,
+      bringUp: (pf) => bringUpOne(pfs, pf, deps),
+      events,
+      logger,
+    });
+    const connection: BusConnection = await connectBus(
+      config.dbus.busAddress === null ? {} : { address: config.dbus.busAddress },
+    );
+    closers.push(['bus connection', () => Promise.resolve(connection.close())]);
+    const exported: ExportedBroker = await exportBroker(connection, broker, events, { logger });
+    closers.push(['bus name', () => exported.close()]);
+    logger.info(
+      {
+        pfs: pfs.all().map((p) => ({ pf: p.entry.address, plugin: p.plugin.manifest.name, state: p.state })),
+      },
+      'broker ready',
+    );
+
+    return {
+      config,
+      async reloadPolicy() {
+        try {
+          policy = await loadPolicy();
+          logger.info({ file: options.policyPath, rules: policy.rules.length }, 'policy reloaded');
+          return true;
+        } catch (err) {
+          logger.error(
+            { err, file: options.policyPath },
+            'new policy refused; the previous one stays in force',
+          );
+          return false;
+        }
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/**
+ * Runs the broker until SIGTERM or SIGINT; SIGHUP reloads the policy. Resolves when stopped.
+ * A stop that overruns its deadline exits the process anyway: systemd would kill it later, less politely.
+ */
+export async function serveUntilSignalled(options: ServeOptions): Promise<void> {
+  const running = await startBroker(options);
+  await new Promise<void>((resolve) => {
+    const onHup = (): void => void running.reloadPolicy();
+    const onStop = (): void => {
+      process.off('SIGHUP', onHup);
+      const deadline = setTimeout(() => process.exit(1), STOP_DEADLINE_MS);
+      deadline.unref();
+      void running.stop().then(resolve);
+    };
+    process.on('SIGHUP', onHup);
+    process.once('SIGTERM', onStop);
+    process.once('SIGINT', onStop);
+  });
+}
