@@ -201,6 +201,11 @@ export class Broker implements BrokerApi {
           `uid ${caller.uid} may not set the VF count of ${pf}: ${decision.reason}`,
         );
     }
+    if (managed.state === 'rotating') {
+      throw new VfbError('BUSY', `PF ${pf} is rotating its token; its VF count cannot change meanwhile`, {
+        hint: `retry when \`vfbroker token status\` shows ${pf} up`,
+      });
+    }
     const leased = this.#d.leases.ofPf(pf);
     if (leased.length > 0 && count !== managed.vfs.length) {
       const guests = [...new Set(leased.map((l) => l.guestName))].join(', ');
