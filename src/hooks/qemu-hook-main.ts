@@ -1,0 +1,58 @@
+/**
+ * The installed hook's entry point (bundled by scripts/build-hook.mjs into one file that libvirt
+ * runs as /etc/libvirt/hooks/qemu.d/vfbroker): process argv/stdin in, one runQemuHook call, stderr
+ * lines and the exit status out. Nothing heavy is imported here: the D-Bus client is loaded only
+ * when a guest actually involves a VF token.
+ *
+ * It exits explicitly, so an open bus socket or a stdin that libvirt never closes cannot keep the
+ * process (and with it libvirt) waiting past the deadline.
+ */
+import { writeSync } from 'node:fs';
+import { ERROR_KINDS } from '../errors.js';
+import type { ConnectBroker } from './broker-port.js';
+import { parseHookArgv } from './hook-argv.js';
+import { stderrLogger } from './hook-logger.js';
+import { DEFAULT_DEADLINE_MS, runQemuHook } from './qemu-hook.js';
+import type { HostPci } from './token-devices.js';
+
+/** /sys, loaded on first use: a guest without PCI devices never needs it. */
+function lazyRealSysfs(): HostPci {
+  let real: Promise<HostPci> | undefined;
+  const sysfs = () => (real ??= import('../sysfs/real.js').then(({ RealSysfs }) => new RealSysfs()));
+  return {
+    exists: async (addr) => (await sysfs()).exists(addr),
+    physfn: async (addr) => (await sysfs()).physfn(addr),
+    driver: async (addr) => (await sysfs()).driver(addr),
+  };
+}
+
+const connectBroker: ConnectBroker = async () => {
+  const { BrokerClient } = await import('../dbus/client.js');
+  return BrokerClient.connect({ timeoutMs: DEFAULT_DEADLINE_MS, callTimeoutMs: DEFAULT_DEADLINE_MS });
+};
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const logger = stderrLogger();
+  try {
+    const result = await runQemuHook({
+      argv,
+      stdin: process.stdin,
+      sysfs: lazyRealSysfs(),
+      connectBroker,
+      logger,
+    });
+    for (const line of result.stderrLines) writeSync(2, `${line}\n`);
+    return result.exitCode;
+  } catch (err) {
+    // runQemuHook maps every expected failure itself, so this is a bug: a start must not pass on
+    // it, while at started/stopped/release a failing exit would kill the guest or be ignored.
+    const message = err instanceof Error ? err.message.split('\n')[0] : 'unknown error';
+    writeSync(2, `vfbroker: internal error in the qemu hook: ${message}\n`);
+    const { op } = parseHookArgv(argv);
+    return op === 'prepare' || op === 'start' ? ERROR_KINDS.INTERNAL.exit : 0;
+  }
+}
+
+// CommonJS once bundled (scripts/build-hook.mjs), so no top-level await.
+void main().then((code) => process.exit(code));
