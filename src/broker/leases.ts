@@ -86,8 +86,9 @@ export class LeaseTable {
   }
 
   /**
-   * Records pending leases for a guest's VFs, replacing the guest's earlier pending ones (a retried
-   * prepare). The caller has checked that no other guest holds these VFs.
+   * Records pending leases for a guest's VFs. Additive: the hook asks at `prepare` and again at
+   * `start` (for VFs a hostdev network only chooses then), so the guest's other leases stay; a VF
+   * the guest already holds keeps its lease. The caller has checked that no other guest holds these.
    */
   prepare(
     guestUuid: string,
@@ -96,11 +97,14 @@ export class LeaseTable {
   ): Promise<void> {
     return this.#mutate((table) => {
       const since = this.#now();
-      for (const [vf, lease] of table) {
-        if (lease.guestUuid === guestUuid && lease.state === 'pending') table.delete(vf);
+      let changed = false;
+      for (const { vf, pf } of vfs) {
+        const held = table.get(vf);
+        if (held?.guestUuid === guestUuid && !this.#expired(held)) continue;
+        table.set(vf, { vf, pf, guestUuid, guestName, state: 'pending', since });
+        changed = true;
       }
-      for (const { vf, pf } of vfs) table.set(vf, { vf, pf, guestUuid, guestName, state: 'pending', since });
-      return true;
+      return changed;
     });
   }
 

@@ -63,11 +63,16 @@ describe('LeaseTable', () => {
     assert.equal(t.get(VF2)?.state, 'active');
   });
 
-  it('replaces a guest’s earlier pending leases when its prepare is retried', async () => {
+  it('adds to a guest’s leases when it asks again at start, keeping what it holds', async () => {
     const t = await open();
     await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
-    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF2, pf: PF }]);
-    assert.equal(t.get(VF1), undefined);
+    await t.started(GUEST_A);
+    await t.prepare(GUEST_A, 'vm-a', [
+      { vf: VF1, pf: PF },
+      { vf: VF2, pf: PF },
+    ]);
+    assert.equal(t.get(VF1)?.state, 'active', 'the lease it holds is kept as it is');
+    assert.equal(t.get(VF2)?.state, 'pending');
     assert.equal(t.get(VF2)?.guestUuid, GUEST_A);
   });
 
