@@ -92,4 +92,10 @@ export interface BrokerApi {
   listPfs(caller: Caller): Promise<PfSummary[]>;
   status(caller: Caller): Promise<BrokerStatus>;
   setNumVfs(caller: Caller, pf: PciAddress, count: number): Promise<void>;
+  /** Brings a PF up with its token; with dryRun, only says what would change. Resolves to the plan, as text. */
+  pfUp(caller: Caller, pf: PciAddress, dryRun: boolean): Promise<string>;
+  /** Stops the PF driver and removes the VFs; with release, also gives the PF back to the host. */
+  pfDown(caller: Caller, pf: PciAddress, release: boolean): Promise<void>;
+  /** Each life-cycle step of a PF and whether it is done, as a JSON document (PfStatus, src/plugins/status.ts). */
+  pfStatus(caller: Caller, pf: PciAddress): Promise<string>;
 }

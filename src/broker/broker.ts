@@ -17,8 +17,8 @@ import {
 } from './api.js';
 import { decideApp, decideGuest, decideOwner } from './policy/decide.js';
 import { decideDevice, type DeviceFacts, type GuestRef } from './verdict.js';
-import type { LeaseTable } from './leases.js';
-import type { ManagedPf, ManagedPfs } from './managed-pfs.js';
+import type { Lease, LeaseTable } from './leases.js';
+import { pluginPfConfig, type ManagedPf, type ManagedPfs } from './managed-pfs.js';
 import type { Rotator } from './rotation/rotator.js';
 import type { TokenCache } from './store/token-cache.js';
 import type { PfTokens, TokenStore } from './store/token-store.js';
@@ -26,6 +26,9 @@ import type { Policy } from '../config/policy-config.js';
 import { VfbError, isVfbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PciAddress } from '../pci/address.js';
+import type { PluginContext } from '../plugins/contract.js';
+import { pfDown, pfStatus, pfUp } from '../plugins/lifecycle/pf.js';
+import { renderPlan } from '../plugins/plan.js';
 import { VERSION } from '../version.js';
 
 export interface BrokerDeps {
@@ -37,6 +40,8 @@ export interface BrokerDeps {
   /** The policy in force; SIGHUP swaps it, so it is read per call. */
   readonly policy: () => Policy;
   readonly rotator: Rotator;
+  /** What plugins run with: sysfs, the process runner, the runtime directory. */
+  readonly context: PluginContext;
   /** Runs a PF's life cycle with its current wanted VF count; records the outcome on the PF. */
   readonly bringUp: (pf: ManagedPf) => Promise<void>;
   readonly events: BrokerEvents;
@@ -236,6 +241,73 @@ export class Broker implements BrokerApi {
     );
   }
 
+  async pfUp(caller: Caller, pf: PciAddress, dryRun: boolean): Promise<string> {
+    requireRoot(caller, 'PfUp');
+    const managed = this.#managed(pf);
+    const config = pluginPfConfig(managed.entry, managed.wantedVfs);
+    const { plan } = await pfUp(this.#d.context, managed.plugin, config, null, { dryRun: true });
+    if (dryRun) return renderPlan(plan);
+    if (managed.state === 'rotating') throw rotatingError(pf);
+    const leased = this.#d.leases.ofPf(pf);
+    if (plan.drain.required && leased.length > 0) {
+      throw new VfbError(
+        'BUSY',
+        `PF ${pf}: ${plan.drain.reason ?? 'bringing it up removes its VFs'}, and guests hold them (${guestNames(leased)})`,
+        {
+          hint: 'stop those guests first',
+        },
+      );
+    }
+    this.#audit.info({ event: 'pf-up', ...who(caller), pf }, 'PF up requested');
+    await this.#d.bringUp(managed);
+    if (managed.state !== 'up') {
+      throw new VfbError(
+        'COMMAND_FAILED',
+        `PF ${pf} did not come up: ${managed.lastError ?? 'unknown error'}`,
+        {
+          hint: `see \`vfbroker pf status ${pf}\``,
+        },
+      );
+    }
+    return renderPlan(plan);
+  }
+
+  async pfDown(caller: Caller, pf: PciAddress, release: boolean): Promise<void> {
+    requireRoot(caller, 'PfDown');
+    const managed = this.#managed(pf);
+    if (managed.state === 'rotating') throw rotatingError(pf);
+    const leased = this.#d.leases.ofPf(pf);
+    if (leased.length > 0) {
+      throw new VfbError('BUSY', `PF ${pf} has VFs in use by ${guestNames(leased)}`, {
+        hint: 'stop those guests first',
+      });
+    }
+    this.#audit.info({ event: 'pf-down', ...who(caller), pf, release }, 'PF down requested');
+    try {
+      await pfDown(this.#d.context, managed.plugin, pluginPfConfig(managed.entry, managed.wantedVfs), {
+        release,
+      });
+    } finally {
+      managed.state = 'down';
+      await this.#d.pfs.refreshVfs(this.#d.context.sysfs, pf);
+    }
+  }
+
+  async pfStatus(_caller: Caller, pf: PciAddress): Promise<string> {
+    const managed = this.#managed(pf);
+    const status = await pfStatus(
+      this.#d.context,
+      managed.plugin,
+      pluginPfConfig(managed.entry, managed.wantedVfs),
+    );
+    return JSON.stringify({
+      ...status,
+      brokerState: managed.state,
+      lastError: managed.lastError,
+      pluginReason: managed.pluginReason,
+    });
+  }
+
   async #facts(guest: GuestRef, device: PrepareDevice): Promise<{ facts: DeviceFacts; rule: string | null }> {
     const location = this.#d.pfs.locate(device.address);
     const managed = location ? this.#d.pfs.get(location.pf) : undefined;
@@ -308,6 +380,16 @@ function requireRoot(caller: Caller, method: string): void {
       hint: 'the libvirt hook and `vfbroker` run as root; applications may only call GetToken, ListPfs and Status',
     });
   }
+}
+
+function rotatingError(pf: PciAddress): VfbError {
+  return new VfbError('BUSY', `PF ${pf} is rotating its token; it cannot change meanwhile`, {
+    hint: `retry when \`vfbroker token status\` shows ${pf} up`,
+  });
+}
+
+function guestNames(leases: readonly Lease[]): string {
+  return [...new Set(leases.map((l) => l.guestName))].join(', ');
 }
 
 function who(caller: Caller): Record<string, unknown> {

@@ -104,6 +104,7 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
       leases,
       policy: () => policy,
       rotator,
+      context,
       bringUp: (pf) => bringUpOne(pfs, pf, deps),
       events,
       logger,

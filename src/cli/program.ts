@@ -6,6 +6,8 @@ import { Command, type CommanderError } from 'commander';
 import { VfbError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { addGlobalOptions } from './context.js';
+import { registerPf } from './commands/pf.js';
+import { registerPolicy } from './commands/policy.js';
 import { registerServe } from './commands/serve.js';
 import { registerToken } from './commands/token.js';
 
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
   addGlobalOptions(program);
   registerServe(program);
   registerToken(program);
+  registerPf(program);
+  registerPolicy(program);
   return program;
 }
 

@@ -129,6 +129,28 @@ export class BrokerClient {
     await this.call('SetNumVfs', [pf, count]);
   }
 
+  /** Brings a PF up (root); resolves to the plan as text. With dryRun nothing changes. */
+  async pfUp(pf: PciAddress, dryRun: boolean): Promise<string> {
+    const [plan] = await this.call('PfUp', [pf, dryRun]);
+    if (typeof plan !== 'string') throw malformed('PfUp', 'the plan is not a string');
+    return plan;
+  }
+
+  async pfDown(pf: PciAddress, release: boolean): Promise<void> {
+    await this.call('PfDown', [pf, release]);
+  }
+
+  /** The PF's life-cycle status, as the broker's PfStatus JSON document (parsed, not validated further). */
+  async pfStatus(pf: PciAddress): Promise<unknown> {
+    const [status] = await this.call('PfStatus', [pf]);
+    if (typeof status !== 'string') throw malformed('PfStatus', 'the status is not a string');
+    try {
+      return JSON.parse(status) as unknown;
+    } catch {
+      throw malformed('PfStatus', 'the status is not JSON');
+    }
+  }
+
   /**
    * Delivers the broker's signals to `listener` until the returned function is called. Only
    * broadcasts from the current owner of the broker's name arrive: the bus filters on the sender,

@@ -53,6 +53,23 @@ export const METHODS = {
     ],
     out: [],
   },
+  // The plan, as text: what up changed (or, with dryRun, would change).
+  PfUp: {
+    in: [
+      { name: 'pf', type: 's' },
+      { name: 'dryRun', type: 'b' },
+    ],
+    out: [{ name: 'plan', type: 's' }],
+  },
+  PfDown: {
+    in: [
+      { name: 'pf', type: 's' },
+      { name: 'release', type: 'b' },
+    ],
+    out: [],
+  },
+  // A JSON document: PfStatus (src/plugins/status.ts), each life-cycle step and whether it is done.
+  PfStatus: { in: [{ name: 'pf', type: 's' }], out: [{ name: 'status', type: 's' }] },
 } as const satisfies Record<string, MemberSpec>;
 
 export type MethodName = keyof typeof METHODS;

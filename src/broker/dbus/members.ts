@@ -62,7 +62,27 @@ export const MEMBERS: Readonly<Record<MethodName, (body: readonly unknown[]) => 
       return [];
     };
   },
+  PfUp([pf, dryRun]) {
+    const args = [pciAddress(pf, 'PF address'), flag(dryRun, 'dryRun')] as const;
+    return async (api, caller) => [await api.pfUp(caller, ...args)];
+  },
+  PfDown([pf, release]) {
+    const args = [pciAddress(pf, 'PF address'), flag(release, 'release')] as const;
+    return async (api, caller) => {
+      await api.pfDown(caller, ...args);
+      return [];
+    };
+  },
+  PfStatus([pf]) {
+    const address = pciAddress(pf, 'PF address');
+    return async (api, caller) => [await api.pfStatus(caller, address)];
+  },
 };
+
+function flag(value: unknown, what: string): boolean {
+  if (typeof value !== 'boolean') throw new VfbError('INVALID_ARGUMENT', `${what} must be a boolean`);
+  return value;
+}
 
 function encodeVerdict(v: DeviceVerdict): [string, string, string] {
   if (!isPciAddress(v.address) || typeof v.verdict !== 'string' || typeof v.message !== 'string') {

@@ -130,6 +130,18 @@ export class FixedBroker implements BrokerApi {
     return Promise.resolve();
   }
 
+  pfUp(_caller: Caller, pf: PciAddress, dryRun: boolean): Promise<string> {
+    return Promise.resolve(`plan for ${pf}${dryRun ? ' (dry run)' : ''}`);
+  }
+
+  pfDown(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  pfStatus(_caller: Caller, pf: PciAddress): Promise<string> {
+    return Promise.resolve(JSON.stringify({ pf, state: 'up' }));
+  }
+
   /** Resolves once `n` setNumVfs calls are hanging in the broker (not merely on their way). */
   whenHanging(n: number): Promise<void> {
     return new Promise((resolve) => {

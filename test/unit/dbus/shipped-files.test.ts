@@ -17,7 +17,7 @@ const UNIT = repoPath('etc/systemd/system/vfbroker.service');
 const ACTIVATION = repoPath('etc/dbus-1/system-services/org.vfbroker.Broker1.service');
 
 /** Methods any local user may call at the bus; the broker's policy decides from there. */
-const OPEN_TO_ALL: readonly MethodName[] = ['ListPfs', 'Status', 'GetToken', 'SetNumVfs'];
+const OPEN_TO_ALL: readonly MethodName[] = ['ListPfs', 'Status', 'PfStatus', 'GetToken', 'SetNumVfs'];
 
 interface Rule {
   readonly allow: boolean;
@@ -114,7 +114,7 @@ describe('bus policy (etc/dbus-1/system.d)', () => {
     assert.equal(mayOwn(policies, 'libvirt-qemu'), false);
   });
 
-  it('root may call every method; others only ListPfs, Status, GetToken and SetNumVfs', async () => {
+  it('root may call every method; others only ListPfs, Status, PfStatus, GetToken and SetNumVfs', async () => {
     const policies = parseBusPolicy(await readFile(SHIPPED_POLICY, 'utf8'));
     for (const member of Object.keys(METHODS) as MethodName[]) {
       assert.equal(maySend(policies, 'root', INTERFACE, member), true, `root → ${member}`);

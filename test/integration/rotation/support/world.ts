@@ -321,6 +321,7 @@ export class RotationWorld {
       leases,
       policy: () => policy,
       rotator,
+      context: this.context,
       bringUp,
       events: this.events,
       logger,

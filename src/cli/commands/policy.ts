@@ -1,0 +1,114 @@
+import type { Command } from 'commander';
+import { globals, outputFor } from '../context.js';
+import { decideApp, decideGuest, type Decision, type VfLocator } from '../../broker/policy/decide.js';
+import { loadBrokerConfig } from '../../config/broker-config.js';
+import { loadPolicyConfig } from '../../config/policy-config.js';
+import { VfbError } from '../../errors.js';
+import { parsePciAddress, type PciAddress } from '../../pci/address.js';
+import { openSysfs } from '../../sysfs/open.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+interface CheckOptions {
+  readonly guest?: string;
+  readonly uid?: number;
+  readonly gid?: number[];
+  readonly unit?: string;
+  readonly vf?: PciAddress;
+}
+
+export function registerPolicy(program: Command): void {
+  const policy = program.command('policy').description('check policy.yaml and explain its decisions');
+
+  policy
+    .command('check')
+    .description(
+      'validate policy.yaml; with --vf, say whether a guest or an application gets that VF and why',
+    )
+    .option('--guest <uuid>', 'a libvirt guest, by UUID (virsh domuuid NAME)', guestUuid)
+    .option('--uid <uid>', 'an application, by the uid it runs as', id)
+    .option(
+      '--gid <gid>',
+      'a group of the application (repeat for several)',
+      (v: string, all: number[] = []) => [...all, id(v)],
+    )
+    .option('--unit <unit>', 'the systemd unit the application runs in')
+    .option('--vf <address>', 'the VF to decide about', (v: string) => parsePciAddress(v, { lenient: true }))
+    .addHelpText(
+      'after',
+      `
+Reads the files locally (no broker needed); the VF's PF and index come from sysfs (broker.yaml's
+sysfs setting). Exit status 0 when the consumer is allowed or only validation was asked, 77 when denied.
+
+Examples:
+  vfbroker policy check
+  vfbroker policy check --guest 6f1c2d3e-8a4b-4c5d-9e6f-0123456789ab --vf 0000:3b:10.1
+  vfbroker policy check --uid 1001 --unit dpdk-fwd.service --vf 0000:3b:10.3`,
+    )
+    .action(async (opts: CheckOptions, cmd: Command) => {
+      const g = globals(cmd);
+      const out = outputFor(cmd);
+      const policy = await loadPolicyConfig(g.policy);
+      if (opts.vf === undefined) {
+        if (opts.guest !== undefined || opts.uid !== undefined)
+          throw new VfbError('INVALID_ARGUMENT', 'give --vf with --guest or --uid');
+        out.result(
+          [`${policy.file}: valid, ${policy.rules.length} rules, ${policy.owners.length} owner rules`],
+          {
+            file: policy.file,
+            valid: true,
+            rules: policy.rules.length,
+            owners: policy.owners.length,
+          },
+        );
+        return;
+      }
+      const vf = opts.vf;
+      const locate = await locatorFor(g.config, vf);
+      let decision: Decision;
+      let subject: string;
+      if (opts.guest !== undefined && opts.uid === undefined) {
+        decision = decideGuest(policy, opts.guest, vf, locate);
+        subject = `guest ${opts.guest.toLowerCase()}`;
+      } else if (opts.uid !== undefined && opts.guest === undefined) {
+        decision = decideApp(
+          policy,
+          { uid: opts.uid, gids: opts.gid ?? [], unit: opts.unit ?? null },
+          vf,
+          locate,
+        );
+        subject = `uid ${opts.uid}`;
+      } else {
+        throw new VfbError('INVALID_ARGUMENT', 'give exactly one of --guest and --uid');
+      }
+      out.result([`${subject}, VF ${vf}: ${decision.allowed ? 'allowed' : 'denied'} — ${decision.reason}`], {
+        vf,
+        subject,
+        allowed: decision.allowed,
+        reason: decision.reason,
+        ...(decision.rule ? { rule: decision.rule } : {}),
+      });
+      if (!decision.allowed) process.exitCode = new VfbError('DENIED', decision.reason).exitCode;
+    });
+}
+
+/** Where the VF sits, read once from sysfs; the policy's locator is synchronous. */
+async function locatorFor(configPath: string, vf: PciAddress): Promise<VfLocator> {
+  const config = await loadBrokerConfig(configPath);
+  const sysfs = await openSysfs(config.sysfs);
+  const pf = await sysfs.physfn(vf);
+  const index = pf === null ? -1 : (await sysfs.virtfns(pf)).indexOf(vf);
+  return (asked) => (asked === vf && pf !== null && index >= 0 ? { pf, index } : null);
+}
+
+function guestUuid(v: string): string {
+  if (!UUID.test(v))
+    throw new VfbError('INVALID_ARGUMENT', 'a guest is named by its UUID (virsh domuuid NAME)');
+  return v.toLowerCase();
+}
+
+function id(v: string): number {
+  if (!/^[0-9]{1,10}$/.test(v) || Number(v) > 4_294_967_294)
+    throw new VfbError('INVALID_ARGUMENT', `not a numeric id: ${JSON.stringify(v.slice(0, 16))}`);
+  return Number(v);
+}
