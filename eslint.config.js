@@ -30,5 +30,6 @@ export default tseslint.config(
   {
     files: ['*.js', 'scripts/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
 );

@@ -10,8 +10,9 @@
 //   and it runs the same whatever it is named, e.g. /etc/libvirt/hooks/qemu.d/vfbroker without an
 //   extension. (This package is "type": "module", hence the .cjs name in dist/.)
 // - The D-Bus client (dbus-next and its XML stack, ~270 kB) is needed only when a guest involves a VF
-//   token. Bundled as code, V8 would pre-parse all of it on every start; it is embedded as a string
-//   instead and compiled on first use, so the hook stays one self-contained file.
+//   token, and the sysfs simulator (with zod and yaml) only on a simulated host. Bundled as code, V8
+//   would pre-parse all of it on every start; they are embedded as strings instead and compiled on
+//   first use, so the hook stays one self-contained file.
 import { build } from 'esbuild';
 import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -48,25 +49,27 @@ const common = {
   logLevel: 'warning',
 };
 
-const dbus = await build({
-  ...common,
-  entryPoints: ['src/dbus/client.ts'],
-  outfile: 'dbus-client.cjs',
-  write: false,
-});
-const dbusCode = dbus.outputFiles[0].text;
+// Modules the hook needs only sometimes, embedded as strings and compiled on first use: the D-Bus
+// client when a guest involves a VF token, the sysfs simulator only on a simulated host (the demo).
+const LAZY = [
+  { filter: /\/dbus\/client\.js$/, entry: 'src/dbus/client.ts', exports: ['BrokerClient'] },
+  { filter: /\/sysfs\/persistent\.js$/, entry: 'src/sysfs/persistent.ts', exports: ['openSimulatedSysfs'] },
+];
 
-// Stands in for src/dbus/client.ts inside the hook: the hook imports it dynamically, so this module,
-// and the compile below, run only when the hook calls the broker.
-const embeddedDbusClient = `
+async function embedded(lazy) {
+  const out = await build({ ...common, entryPoints: [lazy.entry], outfile: 'lazy.cjs', write: false });
+  const exported = lazy.exports.map((name) => `export const ${name} = module.exports.${name};`).join('\n');
+  return `
 import { createRequire } from 'node:module';
 import { runInThisContext } from 'node:vm';
-const code = ${JSON.stringify(dbusCode)};
+const code = ${JSON.stringify(out.outputFiles[0].text)};
 const module = { exports: {} };
-runInThisContext('(function (exports, require, module) {' + code + '\\n})', { filename: 'vfbroker-dbus-client.cjs' })(
+runInThisContext('(function (exports, require, module) {' + code + '\\n})', { filename: ${JSON.stringify(lazy.entry)} })(
   module.exports, createRequire(__filename), module);
-export const BrokerClient = module.exports.BrokerClient;
+${exported}
 `;
+}
+const sources = await Promise.all(LAZY.map(embedded));
 
 const outfile = resolve(root, values.outfile);
 await mkdir(dirname(outfile), { recursive: true });
@@ -79,14 +82,13 @@ const result = await build({
   metafile: true,
   plugins: [
     {
-      name: 'embedded-dbus-client',
+      name: 'embedded-lazy-modules',
       setup(b) {
-        b.onResolve({ filter: /\/dbus\/client\.js$/ }, () => ({
-          path: 'dbus-client',
-          namespace: 'embedded',
-        }));
-        b.onLoad({ filter: /.*/, namespace: 'embedded' }, () => ({
-          contents: embeddedDbusClient,
+        LAZY.forEach((lazy, i) => {
+          b.onResolve({ filter: lazy.filter }, () => ({ path: String(i), namespace: 'embedded' }));
+        });
+        b.onLoad({ filter: /.*/, namespace: 'embedded' }, (args) => ({
+          contents: sources[Number(args.path)],
           loader: 'js',
           resolveDir: root,
         }));
