@@ -10,12 +10,15 @@ import { bringUp, bringUpOne, selectPlugins, type BringUpDeps } from './bring-up
 import { exportBroker, type ExportedBroker } from './dbus/service.js';
 import { EventHub } from './events.js';
 import { LeaseTable } from './leases.js';
+import { decideGuest } from './policy/decide.js';
 import { createRotator } from './rotation/index.js';
 import { openStore } from './store/open.js';
 import { TokenCache } from './store/token-cache.js';
 import { loadBrokerConfig, type BrokerConfig } from '../config/broker-config.js';
 import { loadPolicyConfig, type Policy } from '../config/policy-config.js';
 import { connectBus, type BusConnection } from '../dbus/connection.js';
+import { libvirtDefinitionSync } from '../libvirt/rotation-sync.js';
+import { Virsh } from '../libvirt/virsh.js';
 import { createLogger, type Logger } from '../log.js';
 import { PluginRegistry } from '../plugins/registry.js';
 import { createNodeRunner } from '../process/node-runner.js';
@@ -82,6 +85,13 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
       pendingTtlMs: PENDING_LEASE_TTL_MS,
     });
     const events = new EventHub(logger);
+    const definitionSync = libvirtDefinitionSync({
+      virsh: new Virsh(context.runner),
+      locate: pfs.locate,
+      activeToken: async (pf) => (await tokens.active(pf)).token,
+      authorised: (guest, vf) => decideGuest(policy, guest, vf, pfs.locate).allowed,
+      logger,
+    });
     const rotator = createRotator({
       store,
       tokens,
@@ -90,6 +100,7 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
       pluginContext: context,
       journalDirectory: join(config.stateDirectory, 'rotation'),
       events,
+      definitionSync,
       logger,
     });
     closers.push(['rotation', () => rotator.close()]);

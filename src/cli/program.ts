@@ -6,6 +6,7 @@ import { Command, type CommanderError } from 'commander';
 import { VfbError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { addGlobalOptions } from './context.js';
+import { registerGuest } from './commands/guest.js';
 import { registerPf } from './commands/pf.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerServe } from './commands/serve.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerToken(program);
   registerPf(program);
   registerPolicy(program);
+  registerGuest(program);
   return program;
 }
 

@@ -13,7 +13,11 @@ export function registerDoctor(program: Command): void {
   program
     .command('doctor')
     .description('explain why a VF would refuse to open: host, PF, broker, guest and kernel checks')
-    .addOption(new Option('--vf <address>', 'check one VF (or a PF and all its VFs)').argParser(address).conflicts('guest'))
+    .addOption(
+      new Option('--vf <address>', 'check one VF (or a PF and all its VFs)')
+        .argParser(address)
+        .conflicts('guest'),
+    )
     .option('--guest <name>', 'check the VFs of a libvirt guest and its persistent definition', guestName)
     .addHelpText(
       'after',

@@ -1,11 +1,9 @@
 import type { Command } from 'commander';
-import { globals, outputFor } from '../context.js';
-import { decideApp, decideGuest, type Decision, type VfLocator } from '../../broker/policy/decide.js';
-import { loadBrokerConfig } from '../../config/broker-config.js';
-import { loadPolicyConfig } from '../../config/policy-config.js';
+import { outputFor } from '../context.js';
+import { hostSysfs, locateVfs, policyOf } from '../local-host.js';
+import { decideApp, decideGuest, type Decision } from '../../broker/policy/decide.js';
 import { VfbError } from '../../errors.js';
 import { parsePciAddress, type PciAddress } from '../../pci/address.js';
-import { openSysfs } from '../../sysfs/open.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -46,9 +44,8 @@ Examples:
   vfbroker policy check --uid 1001 --unit dpdk-fwd.service --vf 0000:3b:10.3`,
     )
     .action(async (opts: CheckOptions, cmd: Command) => {
-      const g = globals(cmd);
       const out = outputFor(cmd);
-      const policy = await loadPolicyConfig(g.policy);
+      const policy = await policyOf(cmd);
       if (opts.vf === undefined) {
         if (opts.guest !== undefined || opts.uid !== undefined)
           throw new VfbError('INVALID_ARGUMENT', 'give --vf with --guest or --uid');
@@ -64,7 +61,7 @@ Examples:
         return;
       }
       const vf = opts.vf;
-      const locate = await locatorFor(g.config, vf);
+      const locate = await locateVfs(await hostSysfs(cmd), [vf]);
       let decision: Decision;
       let subject: string;
       if (opts.guest !== undefined && opts.uid === undefined) {
@@ -90,15 +87,6 @@ Examples:
       });
       if (!decision.allowed) process.exitCode = new VfbError('DENIED', decision.reason).exitCode;
     });
-}
-
-/** Where the VF sits, read once from sysfs; the policy's locator is synchronous. */
-async function locatorFor(configPath: string, vf: PciAddress): Promise<VfLocator> {
-  const config = await loadBrokerConfig(configPath);
-  const sysfs = await openSysfs(config.sysfs);
-  const pf = await sysfs.physfn(vf);
-  const index = pf === null ? -1 : (await sysfs.virtfns(pf)).indexOf(vf);
-  return (asked) => (asked === vf && pf !== null && index >= 0 ? { pf, index } : null);
 }
 
 function guestUuid(v: string): string {

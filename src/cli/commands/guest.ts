@@ -1,0 +1,138 @@
+import type { Command } from 'commander';
+import { outputFor, withClient } from '../context.js';
+import { hostSysfs, locateVfs, policyOf } from '../local-host.js';
+import { decideGuest } from '../../broker/policy/decide.js';
+import type { Policy } from '../../config/policy-config.js';
+import type { BrokerClient } from '../../dbus/client.js';
+import { isVfbError, VfbError } from '../../errors.js';
+import { attachVf, detachVf } from '../../libvirt/domain-edit.js';
+import { definitionVfs, syncDefinition, type SyncResult } from '../../libvirt/guest-definitions.js';
+import { Virsh } from '../../libvirt/virsh.js';
+import { createLogger } from '../../log.js';
+import { parsePciAddress, type PciAddress } from '../../pci/address.js';
+import { createNodeRunner } from '../../process/node-runner.js';
+import type { Sysfs } from '../../sysfs/sysfs.js';
+
+const address = (v: string): PciAddress => parsePciAddress(v, { lenient: true });
+
+export function registerGuest(program: Command): void {
+  const guest = program
+    .command('guest')
+    .description('write VFs and their tokens into libvirt guest definitions (through virsh; root)');
+
+  guest
+    .command('attach')
+    .description('add a managed hostdev for a VF, with its vf-token, to a guest’s persistent definition')
+    .argument('<domain>', 'the libvirt guest')
+    .argument('<vf>', 'the VF address', address)
+    .addHelpText(
+      'after',
+      `
+Refuses a VF that policy.yaml does not grant the guest. The hostdev gets the user alias
+ua-vfbroker-<address> and a <qemu:override> setting QEMU's vf-token property (libvirt ≥ 8.2,
+QEMU ≥ 8.1, legacy VFIO backend; the override taints the domain and does not apply to hot-plug).
+
+Example:
+  vfbroker guest attach vdu-1 0000:3b:10.1`,
+    )
+    .action(async (domain: string, vf: PciAddress, _opts, cmd: Command) => {
+      const out = outputFor(cmd);
+      const { virsh, policy, sysfs } = await local(cmd);
+      const xml = await virsh.dumpXmlInactive(domain);
+      const { uuid } = definitionVfs(xml, `definition of ${domain}`);
+      const decision = decideGuest(policy, uuid, vf, await locateVfs(sysfs, [vf]));
+      if (!decision.allowed)
+        throw new VfbError('DENIED', `guest ${domain} is not granted VF ${vf}: ${decision.reason}`);
+      const token = await withClient(cmd, (c) => c.getToken(vf));
+      await virsh.define(attachVf(xml, vf, token).xml, [token]);
+      out.result([`${domain}: VF ${vf} attached with its vf-token (${decision.reason})`], {
+        domain,
+        uuid,
+        vf,
+        attached: true,
+      });
+    });
+
+  guest
+    .command('sync')
+    .description('rewrite the vf-tokens in guest definitions to the active generation')
+    .argument('[domain]', 'the libvirt guest')
+    .option('--all', 'every guest libvirt knows', false)
+    .addHelpText(
+      'after',
+      `
+Only VFs the policy grants the guest get a token; others are left as they are. Run after a
+rotation when the broker could not sync a guest itself (it says so in its log), or after
+editing a definition by hand.
+
+Examples:
+  vfbroker guest sync vdu-1
+  vfbroker guest sync --all`,
+    )
+    .action(async (domain: string | undefined, opts: { all: boolean }, cmd: Command) => {
+      const out = outputFor(cmd);
+      if ((domain === undefined) === !opts.all)
+        throw new VfbError('INVALID_ARGUMENT', 'name a guest, or give --all');
+      const { virsh, policy, sysfs } = await local(cmd);
+      const domains = domain === undefined ? await virsh.listAll() : [domain];
+      const results = await withClient(cmd, async (client) => {
+        const done: SyncResult[] = [];
+        for (const d of domains) done.push(await syncOne(virsh, d, policy, sysfs, client));
+        return done;
+      });
+      out.result(
+        results.map(
+          (r) =>
+            `${r.domain}: ${r.vfs.length === 0 ? 'no VFs vfbroker manages' : `${r.vfs.join(', ')} ${r.changed ? 'updated' : 'already current'}`}`,
+        ),
+        { guests: results },
+      );
+    });
+
+  guest
+    .command('detach')
+    .description('remove a VF’s hostdev and its vf-token from a guest’s persistent definition')
+    .argument('<domain>', 'the libvirt guest')
+    .argument('<vf>', 'the VF address', address)
+    .addHelpText('after', `\nExample:\n  vfbroker guest detach vdu-1 0000:3b:10.1`)
+    .action(async (domain: string, vf: PciAddress, _opts, cmd: Command) => {
+      const out = outputFor(cmd);
+      const { virsh } = await local(cmd);
+      const edit = detachVf(await virsh.dumpXmlInactive(domain), vf);
+      if (edit.changed) await virsh.define(edit.xml, []);
+      out.result([`${domain}: VF ${vf} ${edit.changed ? 'detached' : 'was not attached'}`], {
+        domain,
+        vf,
+        changed: edit.changed,
+      });
+    });
+}
+
+async function syncOne(
+  virsh: Virsh,
+  domain: string,
+  policy: Policy,
+  sysfs: Sysfs,
+  client: BrokerClient,
+): Promise<SyncResult> {
+  const { vfs } = definitionVfs(await virsh.dumpXmlInactive(domain), `definition of ${domain}`);
+  const locate = await locateVfs(sysfs, vfs);
+  return syncDefinition(virsh, domain, async (vf, guest) => {
+    if (locate(vf) === null || !decideGuest(policy, guest.uuid, vf, locate).allowed) return null;
+    try {
+      return await client.getToken(vf);
+    } catch (err) {
+      // A VF of a PF whose VFs need no token (mlx5) keeps its definition as it is.
+      if (isVfbError(err, 'NOT_FOUND')) return null;
+      throw err;
+    }
+  });
+}
+
+async function local(cmd: Command): Promise<{ virsh: Virsh; policy: Policy; sysfs: Sysfs }> {
+  return {
+    virsh: new Virsh(createNodeRunner({ logger: createLogger({ level: 'silent' }) })),
+    policy: await policyOf(cmd),
+    sysfs: await hostSysfs(cmd),
+  };
+}
