@@ -16,7 +16,7 @@ export class FakeVirsh {
   }
 
   private answer(args: readonly string[], input: string | undefined): FakeResult {
-    const [command] = args;
+    const command = args[0] ?? '';
     const domain = args[args.indexOf('--domain') + 1] ?? '';
     const xml = this.definitions.get(domain);
     switch (command) {
@@ -37,7 +37,7 @@ export class FakeVirsh {
         return { stdout: `Domain '${name}' defined from /dev/stdin\n` };
       }
       default:
-        return { code: 1, stderr: `error: unknown command: '${command ?? ''}'\n` };
+        return { code: 1, stderr: `error: unknown command: '${command}'\n` };
     }
   }
 }
