@@ -53,6 +53,10 @@ export class Output {
     } else {
       this.#stderr.write(`vfbroker: ${e.message}\n  hint: ${e.hint}\n`);
     }
+    // A bug: say where, when asked to (the cause can be anything, so never by default).
+    if (e.code === 'INTERNAL' && process.env['VFBROKER_DEBUG'] && e.cause instanceof Error) {
+      this.#stderr.write(`${e.cause.stack ?? e.cause.message}\n`);
+    }
     return e.exitCode;
   }
 }

@@ -7,6 +7,8 @@ import { VfbError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { addGlobalOptions } from './context.js';
 import { registerGuest } from './commands/guest.js';
+import { registerHook } from './commands/hook.js';
+import { registerInstall } from './commands/install.js';
 import { registerPf } from './commands/pf.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerServe } from './commands/serve.js';
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   registerPf(program);
   registerPolicy(program);
   registerGuest(program);
+  registerHook(program);
+  registerInstall(program);
   return program;
 }
 

@@ -1,0 +1,27 @@
+import type { Command } from 'commander';
+
+export function registerHook(program: Command): void {
+  const hook = program.command('hook').description('the VM manager hooks (what the installed hooks run)');
+  hook
+    .command('qemu')
+    .description('libvirt’s qemu hook: gate a guest start on its VFs’ tokens')
+    .argument('[argv...]', 'what libvirt passes: <domain> <op> <subop> <extra>')
+    .allowUnknownOption()
+    .helpOption(false)
+    .addHelpText(
+      'after',
+      `
+Reads the domain XML on stdin. At prepare (and start, for VFs a hostdev network chose) it asks the
+broker about every VF of a vfio-pci PF and exits 1 with one stderr line per refused VF; a guest
+without such VFs never depends on the broker. Never fails at started, stopped or release.
+The installed hook (/etc/libvirt/hooks/qemu.d/vfbroker) is a bundled copy of this.
+
+Example:
+  vfbroker hook qemu vdu-1 prepare begin - < /etc/libvirt/qemu/vdu-1.xml`,
+    )
+    .action(async (argv: string[]) => {
+      const { hookProcess } = await import('../../hooks/hook-process.js');
+      // Exit at once, as the installed hook does: stdin may never close.
+      process.exit(await hookProcess(argv));
+    });
+}
