@@ -36,10 +36,17 @@ export interface ServeOptions {
 
 export interface RunningBroker {
   readonly config: BrokerConfig;
+  readonly logger: Logger;
   /** Re-reads policy.yaml; resolves false (and keeps the old policy) when the new one is invalid. */
   reloadPolicy(): Promise<boolean>;
   /** Stops in reverse order of start; idempotent. */
   stop(): Promise<void>;
+  /**
+   * Resolves when the broker can no longer serve (its bus connection is gone: the dbus-daemon
+   * restarted). It does not try to carry on: systemd restarts it (Restart=on-failure), and the
+   * fresh start takes the name back and re-reads its leases.
+   */
+  readonly lost: Promise<string>;
 }
 
 /** Pending leases whose guest never reported `started` are dropped after this. */
@@ -123,7 +130,20 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
     const connection: BusConnection = await connectBus(
       config.dbus.busAddress === null ? {} : { address: config.dbus.busAddress },
     );
-    closers.push(['bus connection', () => Promise.resolve(connection.close())]);
+    let stopping = false;
+    closers.push([
+      'bus connection',
+      () => {
+        stopping = true;
+        connection.close();
+        return Promise.resolve();
+      },
+    ]);
+    const lost = new Promise<string>((resolve) => {
+      connection.onClose(() => {
+        if (!stopping) resolve('the bus connection was lost');
+      });
+    });
     const exported: ExportedBroker = await exportBroker(connection, broker, events, { logger });
     closers.push(['bus name', () => exported.close()]);
     logger.info(
@@ -135,6 +155,7 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
 
     return {
       config,
+      logger,
       async reloadPolicy() {
         try {
           policy = await loadPolicy();
@@ -149,6 +170,7 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
         }
       },
       stop,
+      lost,
     };
   } catch (err) {
     await stop();
@@ -157,21 +179,29 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
 }
 
 /**
- * Runs the broker until SIGTERM or SIGINT; SIGHUP reloads the policy. Resolves when stopped.
- * A stop that overruns its deadline exits the process anyway: systemd would kill it later, less politely.
+ * Runs the broker until SIGTERM or SIGINT (resolves 0) or until it loses the bus (resolves 1, so
+ * systemd restarts it); SIGHUP reloads the policy. A stop that overruns its deadline exits the
+ * process anyway: systemd would kill it later, less politely.
  */
-export async function serveUntilSignalled(options: ServeOptions): Promise<void> {
+export async function serveUntilSignalled(options: ServeOptions): Promise<number> {
   const running = await startBroker(options);
-  await new Promise<void>((resolve) => {
+  return new Promise<number>((resolve) => {
     const onHup = (): void => void running.reloadPolicy();
-    const onStop = (): void => {
+    const stop = (code: number): void => {
       process.off('SIGHUP', onHup);
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onTerm);
       const deadline = setTimeout(() => process.exit(1), STOP_DEADLINE_MS);
       deadline.unref();
-      void running.stop().then(resolve);
+      void running.stop().then(() => resolve(code));
     };
+    const onTerm = (): void => stop(0);
     process.on('SIGHUP', onHup);
-    process.once('SIGTERM', onStop);
-    process.once('SIGINT', onStop);
+    process.once('SIGTERM', onTerm);
+    process.once('SIGINT', onTerm);
+    void running.lost.then((why) => {
+      running.logger.error({ why }, 'cannot serve any more; stopping so that systemd restarts the broker');
+      stop(1);
+    });
   });
 }

@@ -5,7 +5,7 @@ import { parsePciAddress, type PciAddress } from '../../pci/address.js';
 import type { DoctorTarget } from '../../doctor/context.js';
 
 /** Exit status when a check failed; the error catalogue's statuses are for commands that could not run. */
-export const DOCTOR_FAILED_EXIT = 1;
+const DOCTOR_FAILED_EXIT = 1;
 
 const address = (v: string) => parsePciAddress(v, { lenient: true });
 

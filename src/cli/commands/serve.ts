@@ -8,8 +8,9 @@ export function registerServe(program: Command): void {
     .addHelpText(
       'after',
       `
-Runs until SIGTERM or SIGINT; SIGHUP reloads policy.yaml (an invalid policy is refused and the
-previous one stays). Logs are JSON lines on stdout. Normally started by systemd (vfbroker.service).
+Runs until SIGTERM or SIGINT (exit 0); SIGHUP reloads policy.yaml (an invalid policy is refused
+and the previous one stays). Exits 1 when it loses the system bus, so systemd restarts it. Logs
+are JSON lines on stdout. Normally started by systemd (vfbroker.service).
 
 Examples:
   vfbroker serve
@@ -18,6 +19,6 @@ Examples:
     .action(async (_opts, cmd: Command) => {
       const g = globals(cmd);
       const { serveUntilSignalled } = await import('../../broker/serve.js');
-      await serveUntilSignalled({ configPath: g.config, policyPath: g.policy });
+      process.exitCode = await serveUntilSignalled({ configPath: g.config, policyPath: g.policy });
     });
 }

@@ -57,14 +57,26 @@ describe('vfbroker CLI against a running broker', () => {
     );
     await writeFile(
       join(dir, 'policy.yaml'),
-      ['rules:', `  - guest: ${GUEST}`, '    name: vdu-1', '    vfs:', '      - pf: 0000:5e:00.0', "        vfs: ['0-1']"].join('\n'),
+      [
+        'rules:',
+        `  - guest: ${GUEST}`,
+        '    name: vdu-1',
+        '    vfs:',
+        '      - pf: 0000:5e:00.0',
+        "        vfs: ['0-1']",
+      ].join('\n'),
     );
-    broker = spawn(process.execPath, [cliPath(), 'serve', '--config', join(dir, 'broker.yaml'), '--policy', join(dir, 'policy.yaml')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    broker = spawn(
+      process.execPath,
+      [cliPath(), 'serve', '--config', join(dir, 'broker.yaml'), '--policy', join(dir, 'policy.yaml')],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     broker.stdout?.on('data', (d: Buffer) => (brokerLog += d.toString()));
     broker.stderr?.on('data', (d: Buffer) => (brokerLog += d.toString()));
-    for (let i = 0; i < 100 && !brokerLog.includes('broker ready'); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && !brokerLog.includes('broker ready'); i++)
+      await new Promise((r) => setTimeout(r, 100));
     assert.ok(brokerLog.includes('broker ready'), `broker did not start:\n${brokerLog}`);
   });
 
@@ -85,7 +97,10 @@ describe('vfbroker CLI against a running broker', () => {
     const json = await withBus('--json', 'pf', 'status');
     assert.equal(json.code, 0);
     const parsed = JSON.parse(json.stdout) as { pfs: { address: string; numVfs: number }[] };
-    assert.deepEqual(parsed.pfs.map((p) => [p.address, p.numVfs]), [['0000:5e:00.0', 4]]);
+    assert.deepEqual(
+      parsed.pfs.map((p) => [p.address, p.numVfs]),
+      [['0000:5e:00.0', 4]],
+    );
   });
 
   it('shows a PF’s life-cycle steps and a dry-run plan that changes nothing', async () => {
@@ -101,7 +116,10 @@ describe('vfbroker CLI against a running broker', () => {
     const r = await withBus('token', 'get', '--vf', '0000:5e:00.2');
     assert.equal(r.code, 66);
     assert.equal(r.stdout, '');
-    assert.match(r.stderr, /^vfbroker: PF 0000:5e:00\.0 \(plugin mlx5\) has no token: its VFs open without one\n {2}hint: /);
+    assert.match(
+      r.stderr,
+      /^vfbroker: PF 0000:5e:00\.0 \(plugin mlx5\) has no token: its VFs open without one\n {2}hint: /,
+    );
   });
 
   it('brings a PF down and up again', async () => {
@@ -137,5 +155,44 @@ describe('vfbroker CLI against a running broker', () => {
     const r = await vfbroker(['--bus', `unix:path=${join(dir, 'no-such-bus')}`, 'token', 'status']);
     assert.equal(r.code, 69);
     assert.match(r.stderr, /^vfbroker: .*\n {2}hint: /);
+  });
+});
+
+describe('vfbroker serve when the bus goes away', () => {
+  it('stops and exits 1, so systemd restarts it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vfb-busloss-'));
+    const bus = await startDbusDaemon();
+    try {
+      await writeFile(
+        join(dir, 'broker.yaml'),
+        [
+          'store: { type: file }',
+          `sysfs: { simulator: { fixture: ${repoPath('etc/vfbroker/simulated-host.yaml')}, stateFile: ${join(dir, 'host.json')} } }`,
+          `stateDirectory: ${join(dir, 'state')}`,
+          `runtimeDirectory: ${join(dir, 'run')}`,
+          `dbus: { busAddress: "${bus.address}" }`,
+          'pfs: []',
+        ].join('\n'),
+      );
+      await writeFile(join(dir, 'policy.yaml'), 'rules: []\n');
+      const broker = spawn(
+        process.execPath,
+        [cliPath(), 'serve', '--config', join(dir, 'broker.yaml'), '--policy', join(dir, 'policy.yaml')],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let log = '';
+      broker.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+      for (let i = 0; i < 100 && !log.includes('broker ready'); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      assert.ok(log.includes('broker ready'), log);
+      const exited = new Promise<number | null>((r) => broker.once('exit', r));
+      await bus.stop();
+      assert.equal(await exited, 1);
+      assert.match(log, /cannot serve any more; stopping so that systemd restarts the broker/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
