@@ -4,7 +4,7 @@
  * torn file, and created owner-only because several of them sit next to secrets.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { VfbError } from './errors.js';
 
@@ -51,28 +51,6 @@ export async function readJsonFile(path: string): Promise<unknown> {
     throw new VfbError('STORE_CORRUPT', `${path} is not valid JSON`, {
       hint: 'move the file aside; vfbroker recreates it',
     });
-  }
-}
-
-/**
- * Creates a directory owner-only (0700), or checks an existing one: it must be a directory owned by
- * this process's user with no group or other access, because secrets or leases live in it.
- */
-export async function ensurePrivateDirectory(path: string): Promise<void> {
-  try {
-    await mkdir(path, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw fileError('create', path, err);
-  }
-  const st = await stat(path);
-  const uid = process.getuid?.();
-  if (!st.isDirectory()) throw new VfbError('UNSAFE_FILE', `${path} is not a directory`);
-  if ((st.mode & 0o077) !== 0 || (uid !== undefined && st.uid !== uid)) {
-    throw new VfbError(
-      'UNSAFE_FILE',
-      `${path} must be owned by uid ${uid ?? '?'} with mode 0700 (found uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`,
-      { hint: `chown ${uid ?? 'root'} ${path} && chmod 0700 ${path}` },
-    );
   }
 }
 

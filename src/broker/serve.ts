@@ -22,7 +22,7 @@ import { Virsh } from '../libvirt/virsh.js';
 import { createLogger, type Logger } from '../log.js';
 import { PluginRegistry } from '../plugins/registry.js';
 import { createNodeRunner } from '../process/node-runner.js';
-import { ensurePrivateDirectory } from '../state-files.js';
+import { ensurePrivateDirectory } from '../private-files.js';
 import { openSysfs } from '../sysfs/open.js';
 
 export interface ServeOptions {
@@ -63,8 +63,8 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
     );
   let policy = await loadPolicy();
 
-  await ensurePrivateDirectory(config.stateDirectory);
-  await ensurePrivateDirectory(config.runtimeDirectory);
+  await ensurePrivateDirectory(config.stateDirectory, 'state directory');
+  await ensurePrivateDirectory(config.runtimeDirectory, 'runtime directory');
   const closers: Array<[string, () => Promise<void>]> = [];
   const stop = async (): Promise<void> => {
     for (const [what, close] of closers.splice(0).reverse()) {

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { VfbError } from '../../errors.js';
 import { isPciAddress, type PciAddress } from '../../pci/address.js';
-import { ensurePrivateDirectory, errnoOf, readJsonFile, writeFileAtomic } from '../../state-files.js';
+import { ensurePrivateDirectory } from '../../private-files.js';
+import { errnoOf, readJsonFile, writeFileAtomic } from '../../state-files.js';
 
 /** In the order a rotation passes them; `rolling-back` replaces the last ones when the PF driver refuses. */
 export const JOURNAL_STEPS = [
@@ -124,7 +125,7 @@ export class RotationJournal {
 
   #ensureDirectory(): Promise<void> {
     if (this.#ready === null) {
-      const ready = ensurePrivateDirectory(this.directory);
+      const ready = ensurePrivateDirectory(this.directory, 'rotation journal directory');
       // A failure is not cached: the next write tries again (the operator may have fixed it).
       ready.catch(() => {
         if (this.#ready === ready) this.#ready = null;

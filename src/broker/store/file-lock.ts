@@ -13,7 +13,7 @@ import { constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import koffi from 'koffi';
 import { VfbError } from '../../errors.js';
-import { fsError } from './private-files.js';
+import { fsError } from '../../private-files.js';
 
 // sys/file.h
 const LOCK_EX = 2;

@@ -25,7 +25,7 @@ import {
   fsError,
   readPrivateFile,
   syncDirectory,
-} from './private-files.js';
+} from '../../private-files.js';
 import { RecordTokenStore, staleRevision, type RecordBackend, type StoredVersion } from './record-store.js';
 import type { TokenRecord } from './token-record.js';
 

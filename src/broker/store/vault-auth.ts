@@ -14,7 +14,7 @@
 import { VfbError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Clock } from './clock.js';
-import { readPrivateFile } from './private-files.js';
+import { readPrivateFile } from '../../private-files.js';
 import { malformedReply, replyError, vaultErrorStrings } from './vault-errors.js';
 import type { VaultHttp } from './vault-http.js';
 

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { VfbError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { systemClock, type Clock } from './clock.js';
-import { fsError } from './private-files.js';
+import { fsError } from '../../private-files.js';
 import { VaultSession, type VaultAuthOptions } from './vault-auth.js';
 import { replyError, type VaultReply } from './vault-errors.js';
 import { VaultHttp, type VaultMethod } from './vault-http.js';

@@ -6,7 +6,7 @@
  */
 import { constants, type Stats } from 'node:fs';
 import { lstat, mkdir, open } from 'node:fs/promises';
-import { VfbError } from '../../errors.js';
+import { VfbError } from './errors.js';
 
 const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = constants;
 
