@@ -8,6 +8,7 @@
  * quotes it to the user in its error. Messages never contain a token.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { isUuid, uuidToBytes } from '../uuid.js';
 import type { Verdict } from './api.js';
 import type { PciAddress } from '../pci/address.js';
 
@@ -105,8 +106,6 @@ export function sameToken(presented: string, active: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-
-function uuidBytes(s: string): Buffer | null {
-  return UUID.test(s) ? Buffer.from(s.replaceAll('-', ''), 'hex') : null;
+function uuidBytes(s: string): Uint8Array | null {
+  return isUuid(s) ? uuidToBytes(s) : null;
 }

@@ -6,6 +6,7 @@ import { Command, type CommanderError } from 'commander';
 import { VfbError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { addGlobalOptions } from './context.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerGuest } from './commands/guest.js';
 import { registerHook } from './commands/hook.js';
 import { registerInstall } from './commands/install.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerGuest(program);
   registerHook(program);
   registerInstall(program);
+  registerDoctor(program);
   return program;
 }
 

@@ -8,6 +8,7 @@
  * evaluation (src/broker/policy/) compares numbers. Each resolved rule keeps its list, index and
  * line, so a decision can say which rule allowed it. etc/vfbroker/policy.yaml documents the format.
  */
+import { UUID_PATTERN } from '../uuid.js';
 import * as z from 'zod';
 import type { PciAddress } from '../pci/address.js';
 import { MAX_ID, readAccounts, type Accounts } from './accounts.js';
@@ -21,7 +22,6 @@ export const DEFAULT_POLICY_PATH = '/etc/vfbroker/policy.yaml';
 /** The highest VF index: broker.yaml allows at most 256 VFs per PF. */
 export const MAX_VF_INDEX = 255;
 
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** What useradd and groupadd accept, and what Debian adds (`.`, a trailing `$` for machine accounts). */
 const ACCOUNT_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/;
 /** Callers run in a service or a scope (a session, a `systemd-run --scope`). */
@@ -129,7 +129,11 @@ function vfRange() {
 }
 
 const subjectKeys = {
-  guest: matching(UUID, 'a libvirt guest UUID like "6f1c2d3e-8a4b-4c5d-9e6f-0123456789ab"', 36).optional(),
+  guest: matching(
+    UUID_PATTERN,
+    'a libvirt guest UUID like "6f1c2d3e-8a4b-4c5d-9e6f-0123456789ab"',
+    36,
+  ).optional(),
   app: mapping({
     user: account('user').optional(),
     group: account('group').optional(),

@@ -19,7 +19,7 @@ import {
 } from '../broker/api.js';
 import { VfbError } from '../errors.js';
 import { isPciAddress, type PciAddress } from '../pci/address.js';
-import { isUuid } from '../pfholder/uuid.js';
+import { isUuid } from '../uuid.js';
 import {
   busDriverCall,
   connectBus,

@@ -17,6 +17,7 @@
  * <qemu:property name='vf-token' type='string' value='UUID'/>` (libvirt ≥ 8.2), keyed by the
  * device's `<alias name='ua-…'/>`; the qemu namespace may be bound to any prefix.
  */
+import { isUuid } from '../uuid.js';
 import { VfbError } from '../errors.js';
 import { parseLibvirtPciAddress, type PciAddress } from '../pci/address.js';
 import {
@@ -65,8 +66,6 @@ export interface LocatedVfToken {
   readonly property: XmlElement;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** UTF-8 bytes to text; invalid UTF-8 is refused rather than replaced. */
 export function decodeXmlBytes(bytes: Uint8Array, what: string): string {
   try {
@@ -107,7 +106,7 @@ function withoutElement(d: LocatedPciDevice): DomainPciDevice {
 export function domainIdentity(doc: XmlDocument, what: string): { uuid: string; name: string } {
   const uuid = firstChild(doc.root, 'uuid')?.text.trim() ?? '';
   const name = firstChild(doc.root, 'name')?.text.trim() ?? '';
-  if (!UUID.test(uuid))
+  if (!isUuid(uuid))
     throw invalid(what, uuid === '' ? 'has no <uuid>' : `has a malformed <uuid> ${show(uuid)}`);
   if (name === '') throw invalid(what, 'has no <name>');
   return { uuid: uuid.toLowerCase(), name };

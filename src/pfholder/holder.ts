@@ -12,7 +12,7 @@
 import type { Logger } from '../log.js';
 import type { PciAddress } from '../pci/address.js';
 import { VfioGroup } from './group.js';
-import { uuidToBytes } from './uuid.js';
+import { uuidToBytes } from '../uuid.js';
 import { closeFd, deviceSetVfToken } from './vfio.js';
 
 export interface HolderStatus {

@@ -11,19 +11,13 @@
 import { randomUUID } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
-import { isVfbError } from '../../src/errors.js';
 import { parsePciAddress, type PciAddress } from '../../src/pci/address.js';
 import { VfioGroup } from '../../src/pfholder/group.js';
-import { uuidToBytes } from '../../src/pfholder/uuid.js';
-import {
-  VFIO_PCI_CONFIG_REGION_INDEX,
-  closeFd,
-  deviceGetRegionInfo,
-  deviceSetVfToken,
-  preadFd,
-} from '../../src/pfholder/vfio.js';
+import { uuidToBytes } from '../../src/uuid.js';
+import { closeFd, deviceSetVfToken } from '../../src/pfholder/vfio.js';
 import { HolderProcess } from './holder-process.js';
 import { CaseReport } from './report.js';
+import { configIds, outcome } from './vf-user.js';
 
 const report = new CaseReport('2');
 const A = randomUUID();
@@ -32,26 +26,6 @@ const WRONG = randomUUID();
 
 function device(addr: PciAddress, link: string): string {
   return basename(readlinkSync(`/sys/bus/pci/devices/${addr}/${link}`));
-}
-
-/** 'OK' or the errno name VFIO answered with. */
-function outcome(fn: () => unknown): string {
-  try {
-    fn();
-    return 'OK';
-  } catch (err) {
-    if (isVfbError(err) && typeof err.details['errno'] === 'string') return err.details['errno'];
-    throw err;
-  }
-}
-
-/** vendor:device as read through the device fd's config region: proof the fd still works. */
-function configIds(fd: number, addr: PciAddress): string {
-  const region = deviceGetRegionInfo(fd, addr, VFIO_PCI_CONFIG_REGION_INDEX);
-  const ids = preadFd(fd, `config space of ${addr}`, 4, region.offset);
-  if (ids.length !== 4) return `short read (${ids.length} bytes)`;
-  const hex = (n: number) => n.toString(16).padStart(4, '0');
-  return `${hex(ids.readUInt16LE(0))}:${hex(ids.readUInt16LE(2))}`;
 }
 
 /** A holder line in a word or two, for comparison: ready, not-ready EINVAL, ok, EACCES, open=… */

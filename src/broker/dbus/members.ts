@@ -7,7 +7,7 @@ import { Variant } from 'dbus-next';
 import type { BrokerApi, Caller, DeviceVerdict } from '../api.js';
 import { VfbError } from '../../errors.js';
 import { isPciAddress } from '../../pci/address.js';
-import { isUuid } from '../../pfholder/uuid.js';
+import { isUuid } from '../../uuid.js';
 import { PF_SUMMARY_FIELDS, STATUS_FIELDS, type FieldType, type MethodName } from '../../dbus/protocol.js';
 import { devices, guestUuid, pciAddress, text, vfCount } from './validate.js';
 

@@ -6,7 +6,7 @@
 import type { PrepareDevice } from '../api.js';
 import { VfbError } from '../../errors.js';
 import { parsePciAddress, type PciAddress } from '../../pci/address.js';
-import { isUuid } from '../../pfholder/uuid.js';
+import { isUuid } from '../../uuid.js';
 
 /** Longest guest name or release reason accepted, in UTF-16 code units. */
 export const MAX_TEXT = 4096;

@@ -3,9 +3,8 @@ import { outputFor } from '../context.js';
 import { hostSysfs, locateVfs, policyOf } from '../local-host.js';
 import { decideApp, decideGuest, type Decision } from '../../broker/policy/decide.js';
 import { VfbError } from '../../errors.js';
+import { isUuid } from '../../uuid.js';
 import { parsePciAddress, type PciAddress } from '../../pci/address.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface CheckOptions {
   readonly guest?: string;
@@ -90,8 +89,7 @@ Examples:
 }
 
 function guestUuid(v: string): string {
-  if (!UUID.test(v))
-    throw new VfbError('INVALID_ARGUMENT', 'a guest is named by its UUID (virsh domuuid NAME)');
+  if (!isUuid(v)) throw new VfbError('INVALID_ARGUMENT', 'a guest is named by its UUID (virsh domuuid NAME)');
   return v.toLowerCase();
 }
 

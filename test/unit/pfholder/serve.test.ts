@@ -4,7 +4,7 @@ import { VfbError } from '../../../src/errors.js';
 import { parsePciAddress } from '../../../src/pci/address.js';
 import type { HolderStatus, TokenHolder } from '../../../src/pfholder/holder.js';
 import { serve } from '../../../src/pfholder/serve.js';
-import { uuidToBytes } from '../../../src/pfholder/uuid.js';
+import { uuidToBytes } from '../../../src/uuid.js';
 import { captureLogs } from '../../support/log-capture.js';
 
 const PF = parsePciAddress('0000:00:04.0');

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { VfbError } from '../../../src/errors.js';
-import { isUuid, uuidToBytes } from '../../../src/pfholder/uuid.js';
-import { assertNoSecretsIn } from '../../support/log-capture.js';
+import { VfbError } from '../../src/errors.js';
+import { isUuid, uuidToBytes } from '../../src/uuid.js';
+import { assertNoSecretsIn } from '../support/log-capture.js';
 
 describe('uuidToBytes', () => {
   it('gives the 16 bytes in the order the text spells them (uuid_parse, not GUID order)', () => {

@@ -3,12 +3,13 @@
  * uuid_parse() and takes the 16 bytes of VFIO_DEVICE_FEATURE(PCI_VF_TOKEN) as a uuid_t, so both paths
  * compare the bytes in the order the text spells them (not the mixed-endian GUID order).
  */
-import { VfbError } from '../errors.js';
+import { VfbError } from './errors.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** 8-4-4-4-12 hex digits, either case: guest UUIDs and VF tokens alike. */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function isUuid(value: unknown): value is string {
-  return typeof value === 'string' && UUID.test(value);
+  return typeof value === 'string' && UUID_PATTERN.test(value);
 }
 
 /** The 16 bytes of a UUID, in text order. The value is never echoed: a malformed token is still a secret. */
