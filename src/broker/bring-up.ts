@@ -12,7 +12,10 @@ import { isVfbError, toVfbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PciAddress } from '../pci/address.js';
 import type { PluginContext } from '../plugins/contract.js';
+import { checkDriverctl } from '../driverctl/conflicts.js';
 import { pfUp } from '../plugins/lifecycle/pf.js';
+import type { PfPlan } from '../plugins/plan.js';
+import { describeUnprotectedVf } from '../plugins/status.js';
 import type { PluginRegistry } from '../plugins/registry.js';
 
 export interface BringUpDeps {
@@ -21,6 +24,8 @@ export interface BringUpDeps {
   readonly store: TokenStore;
   readonly tokens: TokenCache;
   readonly logger: Logger;
+  /** Where driverctl keeps its persistent overrides; null: none to honour (a simulated host). */
+  readonly driverctlDirectory: string | null;
 }
 
 /**
@@ -61,11 +66,24 @@ export async function bringUpOne(pfs: ManagedPfs, managed: ManagedPf, deps: Brin
   const pf = managed.entry.address;
   try {
     const token = managed.plugin.manifest.needsToken ? (await ensureToken(pf, deps)).active.token : null;
-    await pfUp(deps.context, managed.plugin, pluginPfConfig(managed.entry, managed.wantedVfs), token, {
-      dryRun: false,
-    });
+    const { status } = await pfUp(
+      deps.context,
+      managed.plugin,
+      pluginPfConfig(managed.entry, managed.wantedVfs),
+      token,
+      {
+        dryRun: false,
+        check: planCheck(managed, deps),
+      },
+    );
     managed.state = 'up';
     managed.lastError = null;
+    for (const vf of status?.outsideTokenProtection ?? []) {
+      deps.logger.warn(
+        { audit: true, event: 'vf-outside-token-protection', pf, vf: vf.address, driver: vf.driver },
+        describeUnprotectedVf(vf),
+      );
+    }
   } catch (err) {
     managed.state = 'degraded';
     managed.lastError = toVfbError(err).message;
@@ -74,6 +92,14 @@ export async function bringUpOne(pfs: ManagedPfs, managed: ManagedPf, deps: Brin
   await pfs
     .refreshVfs(deps.context.sysfs, pf)
     .catch((err: unknown) => deps.logger.warn({ err, pf }, 'cannot read the PF’s VFs'));
+}
+
+/** What every plan of this PF must pass before anything changes: no conflict with driverctl's overrides. */
+export function planCheck(
+  managed: ManagedPf,
+  deps: Pick<BringUpDeps, 'context' | 'driverctlDirectory'>,
+): (plan: PfPlan) => Promise<void> {
+  return (plan) => checkDriverctl(plan, managed.entry, deps.context.sysfs, deps.driverctlDirectory);
 }
 
 /** The PF's tokens, creating generation 1 when the store has none; a racing creator's wins. */

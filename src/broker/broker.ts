@@ -28,7 +28,7 @@ import type { Logger } from '../log.js';
 import type { PciAddress } from '../pci/address.js';
 import type { PluginContext } from '../plugins/contract.js';
 import { pfDown, pfStatus, pfUp } from '../plugins/lifecycle/pf.js';
-import { renderPlan } from '../plugins/plan.js';
+import { renderPlan, type PfPlan } from '../plugins/plan.js';
 import { VERSION } from '../version.js';
 
 export interface BrokerDeps {
@@ -42,6 +42,8 @@ export interface BrokerDeps {
   readonly rotator: Rotator;
   /** What plugins run with: sysfs, the process runner, the runtime directory. */
   readonly context: PluginContext;
+  /** The checks every plan of a PF must pass before anything changes (driverctl's overrides). */
+  readonly planCheck: (pf: ManagedPf) => (plan: PfPlan) => Promise<void>;
   /** Runs a PF's life cycle with its current wanted VF count; records the outcome on the PF. */
   readonly bringUp: (pf: ManagedPf) => Promise<void>;
   readonly events: BrokerEvents;
@@ -245,7 +247,10 @@ export class Broker implements BrokerApi {
     requireRoot(caller, 'PfUp');
     const managed = this.#managed(pf);
     const config = pluginPfConfig(managed.entry, managed.wantedVfs);
-    const { plan } = await pfUp(this.#d.context, managed.plugin, config, null, { dryRun: true });
+    const { plan } = await pfUp(this.#d.context, managed.plugin, config, null, {
+      dryRun: true,
+      check: this.#d.planCheck(managed),
+    });
     if (dryRun) return renderPlan(plan);
     if (managed.state === 'rotating') throw rotatingError(pf);
     const leased = this.#d.leases.ofPf(pf);

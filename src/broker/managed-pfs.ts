@@ -63,6 +63,7 @@ export function pluginPfConfig(entry: PfEntry, vfs: number = entry.vfs): PfConfi
     address: entry.address,
     vfs,
     options: entry.options,
+    vfDrivers: entry.vfDrivers,
     ...(entry.plugin === null ? {} : { plugin: entry.plugin }),
   };
 }

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { Broker } from './broker.js';
-import { bringUp, bringUpOne, selectPlugins, type BringUpDeps } from './bring-up.js';
+import { bringUp, bringUpOne, planCheck, selectPlugins, type BringUpDeps } from './bring-up.js';
 import { exportBroker, type ExportedBroker } from './dbus/service.js';
 import { EventHub } from './events.js';
 import { LeaseTable } from './leases.js';
@@ -85,7 +85,14 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
       logger,
       runtimeDirectory: config.runtimeDirectory,
     };
-    const deps: BringUpDeps = { registry, context, store, tokens, logger };
+    const deps: BringUpDeps = {
+      registry,
+      context,
+      store,
+      tokens,
+      logger,
+      driverctlDirectory: config.driverctl.directory,
+    };
     const pfs = await selectPlugins(config.pfs, deps);
     const leases = await LeaseTable.open({
       file: join(config.stateDirectory, 'leases.json'),
@@ -123,6 +130,7 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
       policy: () => policy,
       rotator,
       context,
+      planCheck: (pf) => planCheck(pf, deps),
       bringUp: (pf) => bringUpOne(pfs, pf, deps),
       events,
       logger,
@@ -191,9 +199,13 @@ export async function serveUntilSignalled(options: ServeOptions): Promise<number
       process.off('SIGHUP', onHup);
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onTerm);
+      // A referenced timer also keeps the event loop alive while the stop runs: with nothing else
+      // pending (the bus is gone), Node would otherwise end the process mid-stop with status 13.
       const deadline = setTimeout(() => process.exit(1), STOP_DEADLINE_MS);
-      deadline.unref();
-      void running.stop().then(() => resolve(code));
+      void running.stop().then(() => {
+        clearTimeout(deadline);
+        resolve(code);
+      });
     };
     const onTerm = (): void => stop(0);
     process.on('SIGHUP', onHup);

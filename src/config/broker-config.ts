@@ -9,6 +9,7 @@ import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as z from 'zod';
 import type { PciAddress } from '../pci/address.js';
+import { isSysfsName } from '../sysfs/names.js';
 import { deepFreeze } from './freeze.js';
 import {
   choice,
@@ -27,12 +28,16 @@ import { expectation, quote } from './wording.js';
 import { YamlSource, type ReadOptions, type SourceLocation } from './yaml-source.js';
 
 export const DEFAULT_BROKER_CONFIG_PATH = '/etc/vfbroker/broker.yaml';
+/** Where driverctl keeps the overrides it applies at boot (pci-<address> files). */
+export const DEFAULT_DRIVERCTL_DIRECTORY = '/etc/driverctl.d';
 
 /** Used in Vault paths (`<prefix>/<hostId>/pf/…`), so it stays a conservative DNS-like name. */
 const HOST_ID = /^[a-z0-9][a-z0-9.-]{0,62}$/;
 /** A Vault mount or path prefix: segments of letters, digits, `_` and `-`, separated by `/`. */
 const VAULT_PATH = /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/;
 const PLUGIN_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** A VF index as `vfDrivers` keys are written: decimal, no leading zero (a PF has at most 256 VFs). */
+const VF_INDEX = /^(?:0|[1-9][0-9]{0,2})$/;
 /** `transport:key=value,…`, as in the D-Bus specification's "Server Addresses". */
 const DBUS_ADDRESS = /^[a-z][a-z0-9-]*:[^\s;]*(?:;[a-z][a-z0-9-]*:[^\s;]*)*$/;
 
@@ -41,6 +46,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
+
+const DRIVER_NAME = 'a driver name as sysfs shows it, like "igbvf"';
 
 function brokerSchema(baseDirectory: string) {
   const path = () => filePath(baseDirectory);
@@ -75,6 +82,14 @@ function brokerSchema(baseDirectory: string) {
     vfs: integer(0, 256),
     options: freeMapping().optional(),
     rotation: mapping(rotation).optional(),
+    // Keys are checked with the PF's `vfs` in checkVfDrivers, which can name the limit.
+    vfDrivers: z
+      .record(
+        z.string(),
+        z.string(expecting(DRIVER_NAME)).refine(isSysfsName, expecting(DRIVER_NAME)),
+        expecting('a mapping of VF index to driver, like { 3: igbvf }'),
+      )
+      .optional(),
   });
 
   return mapping({
@@ -91,6 +106,7 @@ function brokerSchema(baseDirectory: string) {
           : expectation('a mapping with type "vault" or "file"', issue.input),
     }),
     sysfs: choice({ root: path(), simulator: mapping({ fixture: path(), stateFile: path() }) }).optional(),
+    driverctl: mapping({ directory: path().optional() }).prefault({}),
     stateDirectory: path().default('/var/lib/vfbroker'),
     runtimeDirectory: path().default('/run/vfbroker'),
     plugins: mapping({ paths: list(path()).default([]) }).prefault({}),
@@ -151,6 +167,16 @@ export interface RotationConfig {
   readonly drainTimeoutMs: number;
 }
 
+/**
+ * A VF that `vfDrivers` puts on a kernel driver instead of the one its plugin chooses: an explicit
+ * opt-in, since a VF of a PF on vfio-pci that a host driver uses is outside VF-token protection.
+ */
+export interface VfDriverConfig {
+  readonly index: number;
+  readonly driver: string;
+  readonly location: SourceLocation;
+}
+
 export interface PfConfig {
   readonly address: PciAddress;
   /** The plugin named in the file; null lets the broker choose by PCI ID. */
@@ -160,6 +186,8 @@ export interface PfConfig {
   readonly options: Readonly<Record<string, unknown>>;
   /** The global rotation settings with this PF's own on top. */
   readonly rotation: RotationConfig;
+  /** VFs opted in to a host kernel driver, by index (outside VF-token protection). */
+  readonly vfDrivers: readonly VfDriverConfig[];
   readonly location: SourceLocation;
 }
 
@@ -169,6 +197,8 @@ export interface BrokerConfig {
   readonly hostId: string;
   readonly store: VaultStoreConfig | FileStoreConfig;
   readonly sysfs: SysfsConfig;
+  /** driverctl's overrides for this host; null when there are none to read (a simulated sysfs). */
+  readonly driverctl: { readonly directory: string | null };
   readonly stateDirectory: string;
   readonly runtimeDirectory: string;
   readonly plugins: { readonly paths: readonly string[] };
@@ -204,12 +234,19 @@ export function parseBrokerConfig(
 function resolveBrokerConfig(source: YamlSource, options: BrokerConfigOptions): BrokerConfig {
   const input = source.validate(brokerSchema(dirname(resolve(source.name))));
   checkDuplicatePfs(source, input.pfs);
+  input.pfs.forEach((pf, i) => checkVfDrivers(source, i, pf));
 
   const rotation: RotationConfig = {
     maxAgeMs: input.rotation.maxAge ?? null,
     drainTimeoutMs: input.rotation.drainTimeout ?? 10 * MINUTE,
   };
   const store = input.store;
+  const sysfs: SysfsConfig =
+    input.sysfs === undefined
+      ? { type: 'root', root: '/sys' }
+      : input.sysfs.kind === 'root'
+        ? { type: 'root', root: input.sysfs.value }
+        : { type: 'simulator', ...input.sysfs.value };
   return deepFreeze<BrokerConfig>({
     file: source.name,
     hostId: input.hostId ?? hostIdFromHostname(source, options.hostname ?? osHostname()),
@@ -228,12 +265,14 @@ function resolveBrokerConfig(source: YamlSource, options: BrokerConfigOptions): 
             requestTimeoutMs: store.requestTimeoutMs,
           }
         : { type: 'file', directory: store.directory ?? join(input.stateDirectory, 'tokens') },
-    sysfs:
-      input.sysfs === undefined
-        ? { type: 'root', root: '/sys' }
-        : input.sysfs.kind === 'root'
-          ? { type: 'root', root: input.sysfs.value }
-          : { type: 'simulator', ...input.sysfs.value },
+    sysfs,
+    driverctl: {
+      // driverctl's files describe the devices of this host's /sys; a simulated or relocated sysfs
+      // is another host, which has driverctl files only where broker.yaml says.
+      directory:
+        input.driverctl.directory ??
+        (sysfs.type === 'root' && sysfs.root === '/sys' ? DEFAULT_DRIVERCTL_DIRECTORY : null),
+    },
     stateDirectory: input.stateDirectory,
     runtimeDirectory: input.runtimeDirectory,
     plugins: { paths: input.plugins.paths },
@@ -246,6 +285,13 @@ function resolveBrokerConfig(source: YamlSource, options: BrokerConfigOptions): 
         maxAgeMs: pf.rotation?.maxAge ?? rotation.maxAgeMs,
         drainTimeoutMs: pf.rotation?.drainTimeout ?? rotation.drainTimeoutMs,
       },
+      vfDrivers: Object.entries(pf.vfDrivers ?? {})
+        .map(([key, driver]) => ({
+          index: Number(key),
+          driver,
+          location: source.locate(['pfs', i, 'vfDrivers', key]),
+        }))
+        .sort((a, b) => a.index - b.index),
       location: source.locate(['pfs', i]),
     })),
     rotation,
@@ -265,6 +311,17 @@ function checkDuplicatePfs(source: YamlSource, pfs: Validated['pfs']): void {
     }
     first.set(pf.address, i);
   });
+}
+
+/** Each `vfDrivers` key names a VF the PF will have: an index below its `vfs`. */
+function checkVfDrivers(source: YamlSource, i: number, pf: Validated['pfs'][number]): void {
+  for (const key of Object.keys(pf.vfDrivers ?? {})) {
+    const path = ['pfs', i, 'vfDrivers', key];
+    const range = pf.vfs === 0 ? 'none: vfs is 0' : `0 to ${pf.vfs - 1}, as vfs is ${pf.vfs}`;
+    if (!VF_INDEX.test(key)) throw source.error(path, `expected a VF index (${range}), found ${quote(key)}`);
+    if (Number(key) >= pf.vfs)
+      throw source.error(path, `the PF has no VF ${key}: its VF indexes are ${range}`);
+  }
 }
 
 function hostIdFromHostname(source: YamlSource, hostname: string): string {

@@ -37,6 +37,12 @@ export interface PluginManifest {
   readonly description: string;
 }
 
+/** A VF that broker.yaml's `vfDrivers` puts on a driver of its own choosing (an explicit opt-in). */
+export interface VfDriverChoice {
+  readonly index: number;
+  readonly driver: string;
+}
+
 /** One entry of broker.yaml's `pfs` list, as plugins see it. */
 export interface PfConfig {
   readonly address: PciAddress;
@@ -44,6 +50,12 @@ export interface PfConfig {
   readonly vfs: number;
   /** Device-specific settings; each plugin validates them with its own strict schema. */
   readonly options?: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * VFs bound to another driver than the plugin's layout says, by index; indexes at or above `vfs`
+   * are ignored (SetNumVfs may lower the count below an opted-in VF). The shared life cycle
+   * (lifecycle/engine.ts) carries them out.
+   */
+  readonly vfDrivers?: readonly VfDriverChoice[] | undefined;
 }
 
 /** Everything a plugin may touch. No globals: the same plugin runs on the simulator and on /sys. */

@@ -24,7 +24,32 @@ export type PlanStep =
       readonly count: number;
       readonly addresses: readonly PciAddress[];
     }
+  /** One VF moves to the driver broker.yaml's `vfDrivers` names for it; address null: not created yet. */
+  | {
+      readonly kind: 'bind-vf';
+      readonly index: number;
+      readonly address: PciAddress | null;
+      readonly driver: string;
+      /** True when the PF is on vfio-pci: the VF is then used without a VF token. */
+      readonly outsideTokenProtection: boolean;
+    }
   | { readonly kind: 'start-driver'; readonly driver: string };
+
+/** Where a VF ends up once the plan is applied. */
+export interface PlannedVf {
+  readonly index: number;
+  /** null: left on whatever driver the kernel gives it. */
+  readonly driver: string | null;
+  /** Put there by broker.yaml's `vfDrivers` rather than by the plugin. */
+  readonly optedIn: boolean;
+}
+
+/** The drivers the plan leaves the PF and its VFs on (what driverctl overrides are checked against). */
+export interface PlannedBindings {
+  readonly pf: string;
+  /** VF 0 first, one per VF wanted. */
+  readonly vfs: readonly PlannedVf[];
+}
 
 export interface PfPlan {
   readonly plugin: string;
@@ -35,6 +60,7 @@ export interface PfPlan {
   readonly config: PfConfig;
   readonly needsToken: boolean;
   readonly steps: readonly PlanStep[];
+  readonly bindings: PlannedBindings;
   /** Whether guests holding VFs of this PF must be stopped first, and why. */
   readonly drain: { readonly required: boolean; readonly reason: string | null };
   /** Things the operator should know that change nothing (a check that could not run…). */
@@ -57,6 +83,8 @@ export function describeStep(step: PlanStep): string {
       return step.addresses.length > 0
         ? `bind ${step.count} VFs to ${step.driver}: ${step.addresses.join(', ')}`
         : `bind the ${step.count} new VFs to ${step.driver}`;
+    case 'bind-vf':
+      return `bind VF ${step.index}${step.address === null ? '' : ` (${step.address})`} to ${step.driver}, as vfDrivers in broker.yaml asks${step.outsideTokenProtection ? ': it is then used outside VF-token protection' : ''}`;
     case 'start-driver':
       return `start the PF driver ${step.driver}`;
   }

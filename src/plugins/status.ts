@@ -30,6 +30,17 @@ export interface VfStatus {
   readonly driver: string | null;
 }
 
+/**
+ * A VF of a PF on vfio-pci that a host driver holds. The kernel checks the VF token only when a VF
+ * is opened through VFIO, so such a VF is used without one; vfio-pci logs "VF … bound to driver …
+ * while PF bound to driver vfio-pci" and nothing stops it.
+ */
+export interface UnprotectedVf extends VfStatus {
+  readonly driver: string;
+  /** Asked for by broker.yaml's `vfDrivers`; false: nobody asked vfbroker for it. */
+  readonly optedIn: boolean;
+}
+
 export interface PfStatus {
   readonly plugin: string;
   readonly pf: PciAddress;
@@ -41,6 +52,8 @@ export interface PfStatus {
   readonly wantedVfs: number;
   readonly vfs: readonly VfStatus[];
   readonly steps: readonly StepStatus[];
+  /** VFs outside VF-token protection; empty unless the PF is on vfio-pci. */
+  readonly outsideTokenProtection: readonly UnprotectedVf[];
   /** null for plugins whose PF needs no driver process (mlx5). */
   readonly driver: DriverStatus | null;
 }
@@ -49,6 +62,7 @@ export function renderStatus(status: PfStatus): string {
   const lines = [
     `PF ${status.pf} (${status.deviceId ?? 'not present'}), plugin ${status.plugin}: ${status.state}`,
     ...status.steps.map((s) => `  [${s.done ? 'x' : ' '}] ${s.step}: ${s.detail}`),
+    ...status.outsideTokenProtection.map((vf) => `  ! ${describeUnprotectedVf(vf)}`),
   ];
   if (status.driver?.lastExit) {
     const e = status.driver.lastExit;
@@ -57,4 +71,10 @@ export function renderStatus(status: PfStatus): string {
     );
   }
   return lines.join('\n');
+}
+
+/** One line about a VF outside VF-token protection, for status, logs and the audit log. */
+export function describeUnprotectedVf(vf: UnprotectedVf): string {
+  const why = vf.optedIn ? 'as vfDrivers in broker.yaml asks' : 'which broker.yaml does not ask for';
+  return `VF ${vf.index} (${vf.address}) is on ${vf.driver}, ${why}: outside VF-token protection`;
 }

@@ -6,18 +6,20 @@
  *
  * Order of an `up`: stop a driver that must go → remove VFs that must go → bind the PF → device
  * steps that need no VFs → start a driver that comes before the VFs → enable VFs → device steps
- * on the VFs → bind VFs → start a driver that needs the VFs.
+ * on the VFs → bind VFs (opted-in VFs to their own driver, vf-drivers.ts) → start a driver that
+ * needs the VFs.
  */
 import { VfbError } from '../../errors.js';
 import type { DownOptions, PfConfig, Plugin, PluginContext } from '../contract.js';
 import { parsePluginOptions } from '../options.js';
-import { describeStep, type PfPlan, type PlanStep } from '../plan.js';
+import { describeStep, type PfPlan, type PlannedBindings, type PlanStep } from '../plan.js';
 import type { PfStatus, StepStatus } from '../status.js';
 import { bindDevice, releaseDevice } from './binding.js';
 import { checkVfCount } from './limits.js';
 import { setNumVfs } from './numvfs.js';
 import { observePf, readDeviceId, type PfObservation } from './observe.js';
 import type { DeviceStep, LifecycleSpec, PfDriverSpec, PfLayout, PfTarget, StepCheck } from './spec.js';
+import { plannedVfs, unprotectedVfs, vfBindSteps, vfsBound } from './vf-drivers.js';
 import { checkVfio, VFIO_PCI } from './vfio.js';
 
 export function lifecyclePlugin<O>(spec: LifecycleSpec<O>): Plugin {
@@ -96,7 +98,9 @@ async function planUp<O>(spec: LifecycleSpec<O>, ctx: PluginContext, config: PfC
   const target = await resolveTarget(spec, ctx, config);
   const notes = spec.preflight ? await spec.preflight(ctx, target) : [];
   const o = await observe(spec, ctx, target);
-  checkVfCount(target.address, target.deviceId, target.vfs, o.pf.totalVfs, o.layout.vfLimit);
+  checkVfCount(target.address, target.deviceId, target.vfs, o.pf.totalVfs, o.layout.vfLimit, {
+    pfLeavesDriver: o.pf.driver !== null && o.pf.driver !== o.layout.pfDriver,
+  });
   if (o.layout.pfDriver === VFIO_PCI) await checkVfio(ctx.sysfs, target.address, o.layout.vfioParameters);
 
   const { pf, layout } = o;
@@ -132,27 +136,24 @@ async function planUp<O>(spec: LifecycleSpec<O>, ctx: PluginContext, config: PfC
     steps.push({ kind: 'start-driver', driver: driver.describe(target) });
   if (enableVfs) steps.push({ kind: 'enable-vfs', count: target.vfs });
   steps.push(...deviceChanges(o, 'after-vfs', enableVfs));
-  if (layout.vfDriver !== null && target.vfs > 0) {
-    const strays = enableVfs
-      ? []
-      : pf.vfs.filter((vf) => vf.driver !== layout.vfDriver).map((vf) => vf.address);
-    if (enableVfs || strays.length > 0) {
-      steps.push({
-        kind: 'bind-vfs',
-        driver: layout.vfDriver,
-        count: enableVfs ? target.vfs : strays.length,
-        addresses: strays,
-      });
-    }
-  }
+  const planned = plannedVfs(layout, config, target.vfs);
+  const binds = vfBindSteps(planned, layout, pf, enableVfs);
+  steps.push(...binds);
   if (startDriver && driver?.starts === 'after-vfs')
     steps.push({ kind: 'start-driver', driver: driver.describe(target) });
 
+  // A guest holding a VF on vfio-pci would lose it (and the unbind would wait for the guest).
+  const leaving = binds.find(
+    (s) => s.kind === 'bind-vf' && s.address !== null && pf.vfs[s.index]?.driver === VFIO_PCI,
+  );
   const drainReason = removeVfs
     ? `its ${pf.numVfs} VFs are removed (${removeReason})`
     : stopDriver
       ? 'the PF driver is stopped'
-      : null;
+      : leaving?.kind === 'bind-vf'
+        ? `VF ${leaving.index} moves from ${VFIO_PCI} to ${leaving.driver}`
+        : null;
+  const bindings: PlannedBindings = { pf: layout.pfDriver, vfs: planned };
   return Object.freeze({
     plugin: spec.manifest.name,
     pf: target.address,
@@ -160,6 +161,7 @@ async function planUp<O>(spec: LifecycleSpec<O>, ctx: PluginContext, config: PfC
     config,
     needsToken: spec.manifest.needsToken,
     steps: Object.freeze(steps),
+    bindings,
     drain: { required: drainReason !== null, reason: drainReason },
     notes: Object.freeze([...notes]),
   });
@@ -197,7 +199,7 @@ async function applyPlan<O>(
   const steps = spec.deviceSteps?.(target) ?? [];
   for (const step of plan.steps) {
     ctx.logger.info({ step: step.kind }, describeStep(step));
-    await applyStep(spec, ctx, target, layout, steps, step, token);
+    await applyStep(spec, ctx, target, layout, plan.bindings, steps, step, token);
   }
 }
 
@@ -206,6 +208,7 @@ async function applyStep<O>(
   ctx: PluginContext,
   target: PfTarget<O>,
   layout: PfLayout,
+  bindings: PlannedBindings,
   deviceSteps: readonly DeviceStep<O>[],
   step: PlanStep,
   token: string | null,
@@ -228,9 +231,27 @@ async function applyStep<O>(
     case 'enable-vfs':
       await setNumVfs(sysfs, target.address, step.count);
       return;
-    case 'bind-vfs':
-      for (const vf of await sysfs.virtfns(target.address)) await bindDevice(sysfs, vf, step.driver);
+    case 'bind-vfs': {
+      const vfs =
+        step.addresses.length > 0
+          ? step.addresses
+          : (await sysfs.virtfns(target.address)).filter((_, i) => bindings.vfs[i]?.optedIn !== true);
+      for (const vf of vfs) await bindDevice(sysfs, vf, step.driver);
       return;
+    }
+    case 'bind-vf': {
+      const vf = step.address ?? (await sysfs.virtfns(target.address))[step.index];
+      if (vf === undefined) {
+        throw new VfbError(
+          'CONFLICT',
+          `PF ${target.address} has no VF ${step.index} to bind to ${step.driver}`,
+          {
+            hint: 'something removed its VFs meanwhile; run `vfbroker pf up` again',
+          },
+        );
+      }
+      return bindDevice(sysfs, vf, step.driver);
+    }
     case 'start-driver': {
       const driver = spec.driver;
       if (!driver || (await driver.state(ctx, target)).running) return;
@@ -259,6 +280,7 @@ async function readStatus<O>(
       pfDriver: null,
       vfs: [],
       steps: [{ step: 'pf-bound', done: false, detail: `PF not present (${ctx.sysfs.description})` }],
+      outsideTokenProtection: [],
       driver: null,
     };
   }
@@ -289,16 +311,10 @@ async function readStatus<O>(
     },
     ...deviceStatus('after-vfs'),
   ];
-  if (layout.vfDriver !== null) {
-    const strays = pf.vfs.filter((vf) => vf.driver !== layout.vfDriver);
-    steps.push({
-      step: 'vfs-bound',
-      done: strays.length === 0 && pf.vfs.length === target.vfs,
-      detail:
-        strays.length === 0
-          ? `${pf.vfs.length} VFs on ${layout.vfDriver}`
-          : `not on ${layout.vfDriver}: ${strays.map((vf) => `VF ${vf.index} ${vf.address} (${vf.driver ?? 'unbound'})`).join(', ')}`,
-    });
+  const planned = plannedVfs(layout, config, target.vfs);
+  if (layout.vfDriver !== null || planned.some((vf) => vf.optedIn)) {
+    const bound = vfsBound(planned, layout, pf.vfs);
+    steps.push({ step: 'vfs-bound', done: bound.done && pf.vfs.length === target.vfs, detail: bound.detail });
   }
   const driverState = spec.driver ? await spec.driver.state(ctx, target) : null;
   if (spec.driver && driverState)
@@ -312,6 +328,7 @@ async function readStatus<O>(
     pfDriver: pf.driver,
     vfs: pf.vfs,
     steps,
+    outsideTokenProtection: pf.driver === VFIO_PCI ? unprotectedVfs(planned, pf.vfs) : [],
     driver: spec.driver && driverState ? { name: spec.driver.describe(target), ...driverState } : null,
   };
 }

@@ -18,6 +18,7 @@ export function checkVfCount(
   requested: number,
   totalVfs: number | null,
   limit: VfLimit | null,
+  options: { readonly pfLeavesDriver: boolean },
 ): void {
   const refuse = (why: string, max?: number): never => {
     throw new VfbError('INVALID_ARGUMENT', `PF ${pf} (${deviceId}): ${why}`, {
@@ -31,8 +32,12 @@ export function checkVfCount(
   if (!Number.isSafeInteger(requested) || requested < 0)
     refuse(`${requested} is not a VF count`, totalVfs ?? 0);
   if (totalVfs === null) refuse('the device has no SR-IOV capability (no sriov_totalvfs in sysfs)');
+  const exceeded = limit !== null && requested > limit.max ? limit : null;
+  const refuseOver = (l: VfLimit) => refuse(`${requested} VFs requested, at most ${l.max}: ${l.why}`, l.max);
+  // sriov_totalvfs shows the limit of the driver bound now (igb lowers it to 7 while it holds an
+  // 82576); when the PF is about to leave that driver, the plugin's limit is the one that holds.
+  if (exceeded && options.pfLeavesDriver) refuseOver(exceeded);
   if (requested > (totalVfs ?? 0))
     refuse(`${requested} VFs requested, the device offers ${totalVfs ?? 0} (sriov_totalvfs)`, totalVfs ?? 0);
-  if (limit && requested > limit.max)
-    refuse(`${requested} VFs requested, at most ${limit.max}: ${limit.why}`, limit.max);
+  if (exceeded) refuseOver(exceeded);
 }

@@ -7,12 +7,17 @@
 import { VfbError } from '../../errors.js';
 import type { DownOptions, PfConfig, Plugin, PluginContext } from '../contract.js';
 import type { PfPlan } from '../plan.js';
-import type { PfStatus } from '../status.js';
+import { describeUnprotectedVf, type PfStatus } from '../status.js';
 import { assertToken } from '../token.js';
 
 export interface UpOptions {
   /** Plan only: nothing changes, the result carries the plan and no status. */
   readonly dryRun: boolean;
+  /**
+   * Runs on the plan before anything changes, on a dry run too; throwing stops the up. The broker
+   * passes src/driverctl's check here: the plan knows the drivers, the broker the config file.
+   */
+  readonly check?: (plan: PfPlan) => Promise<void>;
 }
 
 export interface UpResult {
@@ -30,6 +35,7 @@ export async function pfUp(
 ): Promise<UpResult> {
   const pctx = stamped(ctx, plugin, pf);
   const plan = await plugin.plan(pctx, pf);
+  if (options.check) await options.check(plan);
   if (options.dryRun) return { plan, status: null };
   checkTokenFor(plugin, pf, token);
   await plugin.apply(pctx, plan, token);
@@ -45,6 +51,8 @@ export async function pfUp(
     );
   }
   pctx.logger.info(`PF is up with ${pf.vfs} VFs`);
+  for (const vf of status.outsideTokenProtection)
+    pctx.logger.warn({ vf: vf.address, index: vf.index, driver: vf.driver }, describeUnprotectedVf(vf));
   return { plan, status };
 }
 

@@ -31,6 +31,7 @@ describe('broker.yaml defaults', () => {
       hostId: 'node-7',
       store: { type: 'file', directory: '/var/lib/vfbroker/tokens' },
       sysfs: { type: 'root', root: '/sys' },
+      driverctl: { directory: '/etc/driverctl.d' },
       stateDirectory: '/var/lib/vfbroker',
       runtimeDirectory: '/run/vfbroker',
       plugins: { paths: [] },
@@ -228,6 +229,35 @@ describe('broker.yaml keys', () => {
     );
   });
 
+  it('reads driverctl’s directory, and reads none for a sysfs other than /sys unless told', () => {
+    assert.deepEqual(parse(`${FILE_STORE}driverctl: { directory: driverctl.d }\n`).driverctl, {
+      directory: '/etc/vfbroker/driverctl.d',
+    });
+    assert.deepEqual(parse(`${FILE_STORE}sysfs: { root: /tmp/fake-sys }\n`).driverctl, { directory: null });
+    assert.deepEqual(
+      parse(`${FILE_STORE}sysfs: { simulator: { fixture: a.yaml, stateFile: s.json } }\n`).driverctl,
+      { directory: null },
+    );
+    assert.deepEqual(
+      parse(`${FILE_STORE}sysfs: { root: /tmp/fake-sys }\ndriverctl: { directory: /tmp/dc }\n`).driverctl,
+      { directory: '/tmp/dc' },
+    );
+    assert.equal(
+      errorOf(`${FILE_STORE}driverctl: { directry: /tmp/dc }\n`),
+      `${FILE}:2:14: driverctl: unknown key "directry" (did you mean "directory"?)`,
+    );
+  });
+
+  it('reads VFs opted in to a kernel driver with vfDrivers, each with its position', () => {
+    const config = parse(
+      `${FILE_STORE}pfs:\n  - address: 0000:04:00.0\n    vfs: 7\n    vfDrivers:\n      6: igbvf\n      3: igbvf\n`,
+    );
+    assert.deepEqual(config.pfs[0]?.vfDrivers, [
+      { index: 3, driver: 'igbvf', location: { file: FILE, line: 7, column: 7 } },
+      { index: 6, driver: 'igbvf', location: { file: FILE, line: 6, column: 7 } },
+    ]);
+  });
+
   it('reads directories and plugin paths, relative to the file', () => {
     const config = parse(
       `${FILE_STORE}stateDirectory: state\nruntimeDirectory: /run/x/../y\nplugins: { paths: [/opt/p.js, local/p.js] }\n`,
@@ -260,6 +290,7 @@ describe('broker.yaml keys', () => {
         vfs: 7,
         options: {},
         rotation: { maxAgeMs: 2_592_000_000, drainTimeoutMs: 900_000 },
+        vfDrivers: [],
         location: { file: FILE, line: 4, column: 5 },
       },
       {
@@ -268,6 +299,7 @@ describe('broker.yaml keys', () => {
         vfs: 16,
         options: { configFile: 'acc100.cfg', queues: [4, 4] },
         rotation: { maxAgeMs: 2_592_000_000, drainTimeoutMs: 7_200_000 },
+        vfDrivers: [],
         location: { file: FILE, line: 7, column: 5 },
       },
       {
@@ -276,6 +308,7 @@ describe('broker.yaml keys', () => {
         vfs: 0,
         options: {},
         rotation: { maxAgeMs: 5_400_000, drainTimeoutMs: 900_000 },
+        vfDrivers: [],
         location: { file: FILE, line: 12, column: 5 },
       },
     ]);
@@ -359,6 +392,43 @@ describe('broker.yaml errors', () => {
     assert.match(
       errorOf(`${FILE_STORE}colour: blue\n`),
       /^\/etc\/vfbroker\/broker\.yaml:2:1: unknown key "colour" \(expected one of "hostId", "store", /,
+    );
+  });
+
+  it('rejects vfDrivers for VFs the PF will not have, and driver names sysfs cannot have', () => {
+    const vfDrivers = (entry: string) =>
+      errorOf(pf(`address: 0000:04:00.0\n    vfs: 7\n    vfDrivers: ${entry}`));
+    assert.equal(
+      vfDrivers('{ 7: igbvf }'),
+      `${FILE}:5:18: pfs[0].vfDrivers["7"]: the PF has no VF 7: its VF indexes are 0 to 6, as vfs is 7`,
+    );
+    assert.equal(
+      vfDrivers('{ 0x3: igbvf }'),
+      `${FILE}:5:18: pfs[0].vfDrivers["0x3"]: expected a VF index (0 to 6, as vfs is 7), found "0x3"`,
+    );
+    assert.equal(
+      vfDrivers('{ 03: igbvf }'),
+      `${FILE}:5:18: pfs[0].vfDrivers["03"]: expected a VF index (0 to 6, as vfs is 7), found "03"`,
+    );
+    assert.equal(
+      vfDrivers('{ 3: ../igbvf }'),
+      `${FILE}:5:18: pfs[0].vfDrivers["3"]: expected a driver name as sysfs shows it, like "igbvf", found "../igbvf"`,
+    );
+    assert.equal(
+      vfDrivers('{ 3: igb vf }'),
+      `${FILE}:5:18: pfs[0].vfDrivers["3"]: expected a driver name as sysfs shows it, like "igbvf", found "igb vf"`,
+    );
+    assert.equal(
+      vfDrivers('{ 3: 7 }'),
+      `${FILE}:5:18: pfs[0].vfDrivers["3"]: expected a driver name as sysfs shows it, like "igbvf", found 7`,
+    );
+    assert.equal(
+      vfDrivers('[igbvf]'),
+      `${FILE}:5:5: pfs[0].vfDrivers: expected a mapping of VF index to driver, like { 3: igbvf }, found a list`,
+    );
+    assert.equal(
+      errorOf(pf('address: 0000:04:00.0\n    vfs: 0\n    vfDrivers: { 0: igbvf }')),
+      `${FILE}:5:18: pfs[0].vfDrivers["0"]: the PF has no VF 0: its VF indexes are none: vfs is 0`,
     );
   });
 

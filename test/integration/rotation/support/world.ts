@@ -126,6 +126,7 @@ export class RotationWorld {
       plugin: null,
       vfs,
       options: {},
+      vfDrivers: [],
       rotation: { maxAgeMs: maxAgeOf(options, i), drainTimeoutMs: options.drainTimeoutMs ?? 10 * MINUTE },
       location: { file: 'broker.yaml', line: i + 1, column: 1 },
     }));
@@ -322,6 +323,8 @@ export class RotationWorld {
       policy: () => policy,
       rotator,
       context: this.context,
+      // No driverctl on a simulated host.
+      planCheck: () => () => Promise.resolve(),
       bringUp,
       events: this.events,
       logger,
