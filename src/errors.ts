@@ -77,7 +77,7 @@ export const ERROR_KINDS = {
   STORE_CORRUPT: {
     dbus: 'Failed',
     exit: 65,
-    hint: 'the stored record is malformed; inspect it, then restore or remove it with `vfbroker token`',
+    hint: 'the stored record is malformed; restore it from its history (`vault kv rollback`) or delete it, then `vfbroker pf up` creates a new token',
   },
   UNSAFE_FILE: {
     dbus: 'Failed',

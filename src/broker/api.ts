@@ -59,6 +59,16 @@ export interface PfSummary {
   readonly generation: number;
   readonly rotationMode: 'live' | 'drain' | 'none';
   readonly leases: number;
+  /** ISO 8601 creation time of the active generation; "" when the PF has no token. */
+  readonly activeSince: string;
+  /** The generation a rotation is applying, 0 when none is under way. */
+  readonly pendingGeneration: number;
+  /** The journaled step of a rotation under way ("draining", "applying"…), "" when none. */
+  readonly rotationStep: string;
+  /** Names of the guests a drain rotation waits for, comma-separated; "" when none. */
+  readonly waitingFor: string;
+  /** ISO 8601 time a drain rotation gives up; "" when none. */
+  readonly drainDeadline: string;
 }
 
 export interface BrokerStatus {

@@ -55,11 +55,13 @@ export class Broker implements BrokerApi {
   readonly #d: BrokerDeps;
   readonly #audit: Logger;
   readonly #startedAt: number;
+  readonly #ownUid: number;
 
   constructor(deps: BrokerDeps) {
     this.#d = deps;
     this.#audit = deps.logger.child({ audit: true });
     this.#startedAt = (deps.now ?? Date.now)();
+    this.#ownUid = process.geteuid?.() ?? 0;
   }
 
   async prepareGuest(
@@ -68,7 +70,7 @@ export class Broker implements BrokerApi {
     guestName: string,
     devices: readonly PrepareDevice[],
   ): Promise<DeviceVerdict[]> {
-    requireRoot(caller, 'PrepareGuest');
+    this.#requireAdmin(caller, 'PrepareGuest');
     const guest: GuestRef = { uuid: guestUuid.toLowerCase(), name: guestName };
     const decisions: DeviceVerdict[] = [];
     const accepted: { vf: PciAddress; pf: PciAddress }[] = [];
@@ -93,7 +95,7 @@ export class Broker implements BrokerApi {
   }
 
   async guestStarted(caller: Caller, guestUuid: string): Promise<void> {
-    requireRoot(caller, 'GuestStarted');
+    this.#requireAdmin(caller, 'GuestStarted');
     const n = await this.#d.leases.started(guestUuid.toLowerCase());
     this.#audit.info(
       { event: 'started', ...who(caller), guest: guestUuid.toLowerCase(), leases: n },
@@ -102,7 +104,7 @@ export class Broker implements BrokerApi {
   }
 
   async releaseGuest(caller: Caller, guestUuid: string, reason: string): Promise<void> {
-    requireRoot(caller, 'ReleaseGuest');
+    this.#requireAdmin(caller, 'ReleaseGuest');
     const released = await this.#d.leases.release(guestUuid.toLowerCase());
     this.#audit.info(
       { event: 'release', ...who(caller), guest: guestUuid.toLowerCase(), reason, vfs: released },
@@ -119,7 +121,7 @@ export class Broker implements BrokerApi {
       throw new VfbError('NOT_FOUND', `${address} is neither a PF vfbroker manages nor one of its VFs`);
     }
     let rule: unknown = 'root';
-    if (caller.uid !== 0) {
+    if (!this.#isAdmin(caller)) {
       const decision =
         location === null
           ? { allowed: false, reason: 'only root may read a PF token' }
@@ -148,7 +150,7 @@ export class Broker implements BrokerApi {
       );
     }
     const tokens = await this.#tokensOf(pf);
-    if (caller.uid === 0)
+    if (this.#isAdmin(caller))
       this.#audit.info(
         { event: 'get-token', ...who(caller), vf: address, allowed: true, reason: rule },
         'GetToken decision',
@@ -157,7 +159,7 @@ export class Broker implements BrokerApi {
   }
 
   async rotate(caller: Caller, pf: PciAddress): Promise<RotationState> {
-    requireRoot(caller, 'Rotate');
+    this.#requireAdmin(caller, 'Rotate');
     const managed = this.#managed(pf);
     this.#audit.info({ event: 'rotate', ...who(caller), pf }, 'rotation requested');
     return this.#d.rotator.rotate(managed);
@@ -189,7 +191,7 @@ export class Broker implements BrokerApi {
    */
   async setNumVfs(caller: Caller, pf: PciAddress, count: number): Promise<void> {
     const managed = this.#managed(pf);
-    if (caller.uid !== 0) {
+    if (!this.#isAdmin(caller)) {
       const decision = decideOwner(this.#d.policy(), { kind: 'app', caller }, pf);
       this.#audit.info(
         {
@@ -244,7 +246,7 @@ export class Broker implements BrokerApi {
   }
 
   async pfUp(caller: Caller, pf: PciAddress, dryRun: boolean): Promise<string> {
-    requireRoot(caller, 'PfUp');
+    this.#requireAdmin(caller, 'PfUp');
     const managed = this.#managed(pf);
     const config = pluginPfConfig(managed.entry, managed.wantedVfs);
     const { plan } = await pfUp(this.#d.context, managed.plugin, config, null, {
@@ -278,7 +280,7 @@ export class Broker implements BrokerApi {
   }
 
   async pfDown(caller: Caller, pf: PciAddress, release: boolean): Promise<void> {
-    requireRoot(caller, 'PfDown');
+    this.#requireAdmin(caller, 'PfDown');
     const managed = this.#managed(pf);
     if (managed.state === 'rotating') throw rotatingError(pf);
     const leased = this.#d.leases.ofPf(pf);
@@ -343,6 +345,7 @@ export class Broker implements BrokerApi {
   async #summary(m: ManagedPf): Promise<PfSummary> {
     const needsToken = m.plugin.manifest.needsToken;
     const tokens = needsToken ? await this.#tokensOrNull(m.entry.address).catch(() => null) : null;
+    const rotation = this.#d.rotator.status(m.entry.address);
     return {
       address: m.entry.address,
       plugin: m.plugin.manifest.name,
@@ -352,7 +355,28 @@ export class Broker implements BrokerApi {
       generation: tokens?.active.generation ?? 0,
       rotationMode: m.plugin.manifest.rotation,
       leases: this.#d.leases.ofPf(m.entry.address).length,
+      activeSince: tokens?.active.createdAt ?? '',
+      pendingGeneration: rotation.pendingGeneration ?? 0,
+      rotationStep: rotation.step ?? '',
+      waitingFor: rotation.waitingFor.map((g) => g.name).join(', '),
+      drainDeadline: rotation.deadline ?? '',
     };
+  }
+
+  /**
+   * Root, or the user the broker runs as (`vfbroker demo` runs it unprivileged): either can read
+   * the store and the broker's memory anyway, so the policy has nothing to withhold from them.
+   */
+  #isAdmin(caller: Caller): boolean {
+    return caller.uid === 0 || caller.uid === this.#ownUid;
+  }
+
+  #requireAdmin(caller: Caller, method: string): void {
+    if (!this.#isAdmin(caller)) {
+      throw new VfbError('DENIED', `${method} is for root only (caller uid ${caller.uid})`, {
+        hint: 'the libvirt hook and `vfbroker` run as root; applications may only call GetToken, ListPfs, Status and PfStatus',
+      });
+    }
   }
 
   #managed(pf: PciAddress): ManagedPf {
@@ -376,14 +400,6 @@ export class Broker implements BrokerApi {
       if (isVfbError(err, 'NOT_FOUND')) return null;
       throw err;
     }
-  }
-}
-
-function requireRoot(caller: Caller, method: string): void {
-  if (caller.uid !== 0) {
-    throw new VfbError('DENIED', `${method} is for root only (caller uid ${caller.uid})`, {
-      hint: 'the libvirt hook and `vfbroker` run as root; applications may only call GetToken, ListPfs and Status',
-    });
   }
 }
 

@@ -6,6 +6,7 @@ import { Command, type CommanderError } from 'commander';
 import { VfbError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { addGlobalOptions } from './context.js';
+import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerGuest } from './commands/guest.js';
 import { registerHook } from './commands/hook.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerHook(program);
   registerInstall(program);
   registerDoctor(program);
+  registerDemo(program);
   return program;
 }
 

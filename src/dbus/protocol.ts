@@ -115,6 +115,11 @@ export const PF_SUMMARY_FIELDS = {
   generation: 'u',
   rotationMode: 's',
   leases: 'u',
+  activeSince: 's',
+  pendingGeneration: 'u',
+  rotationStep: 's',
+  waitingFor: 's',
+  drainDeadline: 's',
 } as const satisfies Record<keyof PfSummary, FieldType>;
 
 export const STATUS_FIELDS = {

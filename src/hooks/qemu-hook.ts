@@ -32,7 +32,7 @@ export const MAX_INPUT_BYTES = 4 * 1024 * 1024;
 /** Exit status of a start refused because of a verdict (errors use their catalogue status). */
 export const REFUSED_EXIT = 1;
 const FIX_BROKER = 'systemctl status vfbroker';
-const MAX_MESSAGE = 300;
+const MAX_MESSAGE = 500;
 
 export interface QemuHookOptions {
   /** The hook's arguments as libvirt passes them (without node and the script path). */

@@ -3,12 +3,13 @@
  * whether an existing copy is replaced (files vfbroker owns) or kept (the operator's configuration).
  * Plan, then apply: `--dry-run` prints the plan, and applying twice changes nothing.
  */
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrokerConfig } from '../config/broker-config.js';
 import { VfbError } from '../errors.js';
+import { packageFile } from '../package-root.js';
+import { MODPROBE_CONF } from '../plugins/lifecycle/vfio.js';
 
 export interface InstallFile {
   /** Absolute path on the target system (the --root is prepended when applying). */
@@ -26,14 +27,6 @@ export const HOOK_SETTINGS_PATH = '/etc/vfbroker/hook.json';
 /** The compiled tree this file runs from (dist/ when installed): the CLI and the hook bundle. */
 const BUILD_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** The package root above it, where etc/ is shipped. */
-function packageRoot(): string {
-  for (let dir = BUILD_ROOT; dir !== dirname(dir); dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'etc', 'vfbroker'))) return dir;
-  }
-  throw new VfbError('NOT_FOUND', `cannot find vfbroker's shipped files (etc/) above ${BUILD_ROOT}`);
-}
-
 export interface PlanOptions {
   /** The broker configuration the hook settings are derived from; null when none exists yet. */
   readonly config: BrokerConfig | null;
@@ -42,8 +35,7 @@ export interface PlanOptions {
 }
 
 export async function planInstall(options: PlanOptions): Promise<InstallFile[]> {
-  const root = packageRoot();
-  const shipped = (rel: string) => readFile(join(root, rel), 'utf8');
+  const shipped = (rel: string) => readFile(packageFile(rel), 'utf8');
   const hook = await readFile(join(BUILD_ROOT, 'hook', 'vfbroker-qemu-hook.cjs'), 'utf8').catch(() => {
     throw new VfbError('NOT_FOUND', `the hook bundle is missing from ${BUILD_ROOT}hook/`, {
       hint: 'run `npm run build` first',
@@ -99,7 +91,7 @@ export async function planInstall(options: PlanOptions): Promise<InstallFile[]> 
       why: 'the hardened broker service',
     },
     {
-      path: '/etc/modprobe.d/vfbroker-vfio-pci.conf',
+      path: MODPROBE_CONF,
       mode: 0o644,
       content:
         '# vfbroker: PFs driven from userspace need vfio-pci to allow SR-IOV.\noptions vfio-pci enable_sriov=1\n',

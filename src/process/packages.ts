@@ -6,6 +6,7 @@ import { VfbError } from '../errors.js';
 
 const PROVIDERS: Readonly<Record<string, string>> = {
   ip: 'install the Debian package iproute2',
+  'dbus-daemon': 'install the Debian package dbus-daemon',
   devlink: 'install the Debian package iproute2',
   mstconfig: 'install the Debian package mstflint',
   'dpdk-testpmd': 'install the Debian package dpdk',

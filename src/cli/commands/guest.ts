@@ -18,19 +18,32 @@ const address = (v: string): PciAddress => parsePciAddress(v, { lenient: true })
 export function registerGuest(program: Command): void {
   const guest = program
     .command('guest')
-    .description('write VFs and their tokens into libvirt guest definitions (through virsh; root)');
+    .description('write VFs and their tokens into libvirt guest definitions (through virsh; root)')
+    .addHelpText(
+      'after',
+      `
+These commands edit persistent definitions (virsh dumpxml --inactive, then virsh define), read
+policy.yaml and sysfs themselves, and ask the broker for tokens. A running guest keeps the VFs it
+has open; its next start uses the definition written here.
+
+Examples:
+  vfbroker guest attach vdu-1 0000:3b:10.1
+  vfbroker guest sync --all`,
+    );
 
   guest
     .command('attach')
     .description('add a managed hostdev for a VF, with its vf-token, to a guest’s persistent definition')
-    .argument('<domain>', 'the libvirt guest')
+    .argument('<domain>', 'the libvirt guest, by name or UUID')
     .argument('<vf>', 'the VF address', address)
     .addHelpText(
       'after',
       `
-Refuses a VF that policy.yaml does not grant the guest. The hostdev gets the user alias
-ua-vfbroker-<address> and a <qemu:override> setting QEMU's vf-token property (libvirt ≥ 8.2,
-QEMU ≥ 8.1, legacy VFIO backend; the override taints the domain and does not apply to hot-plug).
+Refuses a VF that policy.yaml does not grant the guest (exit 77). The hostdev gets a user alias
+(ua-vfbroker-0000-3b-10-1 for VF 0000:3b:10.1) and a <qemu:override> that sets QEMU's vf-token
+property on it (libvirt ≥ 8.2, QEMU ≥ 8.1, legacy VFIO backend; the override taints the domain and
+does not apply to hot-plug).
+--json prints one document: {domain, uuid, vf, attached}.
 
 Example:
   vfbroker guest attach vdu-1 0000:3b:10.1`,
@@ -56,7 +69,7 @@ Example:
   guest
     .command('sync')
     .description('rewrite the vf-tokens in guest definitions to the active generation')
-    .argument('[domain]', 'the libvirt guest')
+    .argument('[domain]', 'the libvirt guest, by name or UUID')
     .option('--all', 'every guest libvirt knows', false)
     .addHelpText(
       'after',
@@ -64,6 +77,8 @@ Example:
 Only VFs the policy grants the guest get a token; others are left as they are. Run after a
 rotation when the broker could not sync a guest itself (it says so in its log), or after
 editing a definition by hand.
+--json prints one document: {guests: [{domain, uuid, vfs, changed}]}, vfs being the VFs whose
+token is now the active one.
 
 Examples:
   vfbroker guest sync vdu-1
@@ -92,9 +107,19 @@ Examples:
   guest
     .command('detach')
     .description('remove a VF’s hostdev and its vf-token from a guest’s persistent definition')
-    .argument('<domain>', 'the libvirt guest')
+    .argument('<domain>', 'the libvirt guest, by name or UUID')
     .argument('<vf>', 'the VF address', address)
-    .addHelpText('after', `\nExample:\n  vfbroker guest detach vdu-1 0000:3b:10.1`)
+    .addHelpText(
+      'after',
+      `
+Removes the device that assigns the VF and its vf-token override, and the <qemu:override> element
+and namespace declaration once nothing else uses them: attach then detach gives back the input.
+A guest with no device for the VF gets exit 66.
+--json prints one document: {domain, vf, changed}.
+
+Example:
+  vfbroker guest detach vdu-1 0000:3b:10.1`,
+    )
     .action(async (domain: string, vf: PciAddress, _opts, cmd: Command) => {
       const out = outputFor(cmd);
       const { virsh } = await local(cmd);

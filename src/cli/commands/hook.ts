@@ -1,7 +1,19 @@
 import type { Command } from 'commander';
 
 export function registerHook(program: Command): void {
-  const hook = program.command('hook').description('the VM manager hooks (what the installed hooks run)');
+  const hook = program
+    .command('hook')
+    .description('the VM manager hooks (what the installed hooks run)')
+    .addHelpText(
+      'after',
+      `
+hook qemu takes every argument after it as libvirt's, --help included (the hook ignores an op it
+does not know and exits 0), so its reference is in docs/cli.md. vfbroker install puts the bundled
+hook in /etc/libvirt/hooks/qemu.d/vfbroker.
+
+Example:
+  vfbroker hook qemu vdu-1 prepare begin - < /etc/libvirt/qemu/vdu-1.xml`,
+    );
   hook
     .command('qemu')
     .description('libvirt’s qemu hook: gate a guest start on its VFs’ tokens')
@@ -15,6 +27,10 @@ Reads the domain XML on stdin. At prepare (and start, for VFs a hostdev network 
 broker about every VF of a vfio-pci PF and exits 1 with one stderr line per refused VF; a guest
 without such VFs never depends on the broker. Never fails at started, stopped or release.
 The installed hook (/etc/libvirt/hooks/qemu.d/vfbroker) is a bundled copy of this.
+Exit status: 0 when the guest may start (and always at started, stopped and release), 1 when a VF
+is refused, and at prepare and start the error's status when the broker could not be asked (69
+unreachable, 75 no answer within hook.brokerTimeoutMs) or the XML could not be read (64). It has
+no --json: libvirt shows its stderr lines in the error it reports.
 
 Example:
   vfbroker hook qemu vdu-1 prepare begin - < /etc/libvirt/qemu/vdu-1.xml`,

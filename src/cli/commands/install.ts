@@ -17,7 +17,10 @@ export function registerInstall(program: Command): void {
 Idempotent: files that already hold what vfbroker would write are left alone, and broker.yaml,
 policy.yaml and the vfio-pci module settings are written only when absent. The hook's settings
 (/etc/vfbroker/hook.json) come from broker.yaml: run install again after changing its dbus or hook
-sections. libvirt finds hooks when it starts: after the first hook, restart it once.
+sections. libvirt finds hooks when it starts: after the first hook, restart it once. Run it from
+where vfbroker will stay: the unit starts this copy of vfbroker, and it and the hook name this node.
+--json prints one document: {dryRun, root, files: [{path, outcome, why}], restartLibvirt}, outcome
+being written, updated, unchanged or kept (with --dry-run: what would happen).
 
 Examples:
   vfbroker install --dry-run

@@ -15,7 +15,19 @@ interface CheckOptions {
 }
 
 export function registerPolicy(program: Command): void {
-  const policy = program.command('policy').description('check policy.yaml and explain its decisions');
+  const policy = program
+    .command('policy')
+    .description('check policy.yaml and explain its decisions')
+    .addHelpText(
+      'after',
+      `
+The broker reads policy.yaml at start and on SIGHUP (systemctl kill --kill-whom=main -s HUP
+vfbroker), and keeps the policy it has when the new one does not validate; check a change first.
+
+Examples:
+  vfbroker policy check
+  vfbroker policy check --policy ./policy.yaml`,
+    );
 
   policy
     .command('check')
@@ -35,7 +47,10 @@ export function registerPolicy(program: Command): void {
       'after',
       `
 Reads the files locally (no broker needed); the VF's PF and index come from sysfs (broker.yaml's
-sysfs setting). Exit status 0 when the consumer is allowed or only validation was asked, 77 when denied.
+sysfs setting). Exit status 0 when the consumer is allowed or only validation was asked, 77 when
+denied, 78 when policy.yaml does not validate (the error names the line and column).
+--json prints one document: {file, valid, rules, owners} when validating, and {vf, subject, allowed,
+reason, rule} with --vf, rule being {list, index, file, line} and left out on a denial.
 
 Examples:
   vfbroker policy check

@@ -9,8 +9,9 @@ export function registerServe(program: Command): void {
       'after',
       `
 Runs until SIGTERM or SIGINT (exit 0); SIGHUP reloads policy.yaml (an invalid policy is refused
-and the previous one stays). Exits 1 when it loses the system bus, so systemd restarts it. Logs
-are JSON lines on stdout. Normally started by systemd (vfbroker.service).
+and the previous one stays). Exits 1 when it loses the system bus, so systemd restarts it, and with
+the error's status when it cannot start (78 for an invalid broker.yaml or policy.yaml). Logs are
+JSON lines on stdout whatever --json says. Normally started by systemd (vfbroker.service).
 
 Examples:
   vfbroker serve

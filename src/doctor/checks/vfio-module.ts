@@ -2,12 +2,13 @@
  * Check `vfio-pci`: the module is loaded with enable_sriov on. Without it vfio-pci refuses to
  * create VFs on a PF it drives (sriov_numvfs answers ENOENT), so no PF can hold a token for its VFs.
  */
+import { MODPROBE_CONF } from '../../plugins/lifecycle/vfio.js';
 import { VFIO_PCI } from '../../plugins/lifecycle/vfio.js';
 import type { DoctorContext } from '../context.js';
 import { findings, type Finding } from '../finding.js';
 
 const PARAMETER = '/sys/module/vfio_pci/parameters/enable_sriov';
-const PERSIST = "echo 'options vfio-pci enable_sriov=1' > /etc/modprobe.d/vfio-pci.conf";
+const PERSIST = `echo 'options vfio-pci enable_sriov=1' > ${MODPROBE_CONF}`;
 const WHY =
   'a PF driven from userspace through vfio-pci is what gives its VFs a token, and vfio-pci creates VFs only with enable_sriov on';
 

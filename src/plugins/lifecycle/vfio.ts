@@ -15,7 +15,8 @@ export interface VfioRequirement {
   readonly why: string;
 }
 
-const MODPROBE_CONF = '/etc/modprobe.d/vfio-pci.conf';
+/** The file `vfbroker install` writes; the same name here, in doctor and in the docs. */
+export const MODPROBE_CONF = '/etc/modprobe.d/vfbroker-vfio-pci.conf';
 
 export async function checkVfio(
   sysfs: Sysfs,

@@ -148,6 +148,11 @@ describe('methods round-trip through BrokerClient', () => {
       generation: 'u',
       rotationMode: 's',
       leases: 'u',
+      activeSince: 's',
+      pendingGeneration: 'u',
+      rotationStep: 's',
+      waitingFor: 's',
+      drainDeadline: 's',
     });
   });
 

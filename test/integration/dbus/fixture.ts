@@ -46,6 +46,11 @@ export const PFS: PfSummary[] = [
     generation: 3,
     rotationMode: 'drain',
     leases: 1,
+    activeSince: '2026-11-01T08:00:00.000Z',
+    pendingGeneration: 4,
+    rotationStep: 'draining',
+    waitingFor: 'vdu-1',
+    drainDeadline: '2026-11-24T12:10:00.000Z',
   },
   {
     address: '0000:5e:00.0' as PciAddress,
@@ -56,6 +61,11 @@ export const PFS: PfSummary[] = [
     generation: 0,
     rotationMode: 'none',
     leases: 0,
+    activeSince: '',
+    pendingGeneration: 0,
+    rotationStep: '',
+    waitingFor: '',
+    drainDeadline: '',
   },
 ];
 

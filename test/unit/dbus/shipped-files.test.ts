@@ -213,7 +213,9 @@ describe('systemd unit (etc/systemd/system/vfbroker.service)', () => {
       ProtectKernelTunables: 'yes',
       ProtectKernelModules: 'yes',
       ProtectHome: 'yes',
-      PrivateTmp: 'yes',
+      PrivateTmp: 'no',
+      KillMode: 'process',
+      ExecReload: '/bin/kill -HUP $MAINPID',
       NoNewPrivileges: 'yes',
       CapabilityBoundingSet: '',
       AmbientCapabilities: '',
@@ -228,10 +230,10 @@ describe('systemd unit (etc/systemd/system/vfbroker.service)', () => {
     };
     for (const [key, value] of Object.entries(expected)) assert.equal(one(key), value, key);
     // The sysfs files the broker writes, and nothing else of /sys.
-    assert.deepEqual(one('ReadWritePaths')?.split(' '), [
-      '/sys/bus/pci',
-      '/sys/devices',
-      '-/sys/module/vfio_pci/parameters',
+    // The sysfs files the broker writes and pf_bb_config's log, nothing else.
+    assert.deepEqual(service.get('ReadWritePaths'), [
+      '/sys/bus/pci /sys/devices -/sys/module/vfio_pci/parameters',
+      '-/var/log',
     ]);
     assert.deepEqual(service.get('DeviceAllow'), ['/dev/vfio/vfio rw', 'char-vfio rw']);
   });

@@ -6,6 +6,7 @@ import { KernelError } from '../../../src/errors.js';
 import { parsePciAddress } from '../../../src/pci/address.js';
 import {
   CX5,
+  NO_ROTATION,
   CX5_VF,
   GPU,
   OTHER_TOKEN,
@@ -150,6 +151,7 @@ describe('doctor: pf-driver', () => {
         generation: 1,
         rotationMode: 'live',
         leases: 0,
+        ...NO_ROTATION,
       },
     ];
     const f = one(await doctor(world), 'pf-driver', UIO_PF);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { VF0, QEMU_7_2, doctor, healthyWorld, one, type World } from './world.js';
 
-const MODPROBE_CONF = "echo 'options vfio-pci enable_sriov=1' > /etc/modprobe.d/vfio-pci.conf";
+const MODPROBE_CONF = "echo 'options vfio-pci enable_sriov=1' > /etc/modprobe.d/vfbroker-vfio-pci.conf";
 
 function setEnableSriov(world: World, value: string | null): void {
   const state = world.sysfs.snapshot();

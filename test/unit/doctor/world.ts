@@ -101,6 +101,15 @@ export async function healthyHost(): Promise<SysfsSimulator> {
   return sim;
 }
 
+/** The rotation fields of a PF summary when no rotation is under way. */
+export const NO_ROTATION = {
+  activeSince: '',
+  pendingGeneration: 0,
+  rotationStep: '',
+  waitingFor: '',
+  drainDeadline: '',
+} as const;
+
 /** What the broker double answers for the healthy host. */
 export function healthyPfs(): PfSummary[] {
   return [
@@ -113,6 +122,7 @@ export function healthyPfs(): PfSummary[] {
       generation: 3,
       rotationMode: 'live',
       leases: 1,
+      ...NO_ROTATION,
     },
     {
       address: CX5,
@@ -123,6 +133,7 @@ export function healthyPfs(): PfSummary[] {
       generation: 0,
       rotationMode: 'none',
       leases: 0,
+      ...NO_ROTATION,
     },
   ];
 }

@@ -141,7 +141,7 @@ describe('igb plugin', () => {
     const err = await rejection(pfUp(world.ctx, plugin, config(7), TOKEN, { dryRun: false }));
     assert.equal(
       err.message,
-      'vfio-pci is not set up for PF 0000:04:00.0: enable_sriov is off (VFs of a PF on vfio-pci need it); run `echo Y > /sys/module/vfio_pci/parameters/enable_sriov` and add `options vfio-pci enable_sriov=1` to /etc/modprobe.d/vfio-pci.conf to keep it across reboots',
+      'vfio-pci is not set up for PF 0000:04:00.0: enable_sriov is off (VFs of a PF on vfio-pci need it); run `echo Y > /sys/module/vfio_pci/parameters/enable_sriov` and add `options vfio-pci enable_sriov=1` to /etc/modprobe.d/vfbroker-vfio-pci.conf to keep it across reboots',
     );
   });
 
@@ -152,7 +152,7 @@ describe('igb plugin', () => {
     const err = await rejection(pfUp(world.ctx, plugin, config(7), TOKEN, { dryRun: false }));
     assert.equal(
       err.message,
-      'vfio-pci is not loaded, PF 0000:04:00.0 needs it: run `modprobe vfio-pci enable_sriov=1` and add `options vfio-pci enable_sriov=1` to /etc/modprobe.d/vfio-pci.conf to keep it across reboots',
+      'vfio-pci is not loaded, PF 0000:04:00.0 needs it: run `modprobe vfio-pci enable_sriov=1` and add `options vfio-pci enable_sriov=1` to /etc/modprobe.d/vfbroker-vfio-pci.conf to keep it across reboots',
     );
   });
 

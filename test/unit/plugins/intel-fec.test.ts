@@ -104,7 +104,7 @@ describe('intel-fec plugin', () => {
     const err = await rejection(pfUp(f.world.ctx, f.plugin, f.config(ACC100, 4), TOKEN, { dryRun: false }));
     assert.equal(
       err.message,
-      'vfio-pci is not set up for PF 0000:b1:00.0: disable_idle_d3 is off (the ACC100 loses its pf_bb_config configuration when vfio-pci lets it drop to D3 while idle); run `echo Y > /sys/module/vfio_pci/parameters/disable_idle_d3` and add `options vfio-pci enable_sriov=1 disable_idle_d3=1` to /etc/modprobe.d/vfio-pci.conf to keep it across reboots',
+      'vfio-pci is not set up for PF 0000:b1:00.0: disable_idle_d3 is off (the ACC100 loses its pf_bb_config configuration when vfio-pci lets it drop to D3 while idle); run `echo Y > /sys/module/vfio_pci/parameters/disable_idle_d3` and add `options vfio-pci enable_sriov=1 disable_idle_d3=1` to /etc/modprobe.d/vfbroker-vfio-pci.conf to keep it across reboots',
     );
     assert.equal(await f.world.sim.driver(ACC100), null, 'nothing changed');
   });
