@@ -123,13 +123,9 @@ Example:
     .action(async (domain: string, vf: PciAddress, _opts, cmd: Command) => {
       const out = outputFor(cmd);
       const { virsh } = await local(cmd);
-      const edit = detachVf(await virsh.dumpXmlInactive(domain), vf);
-      if (edit.changed) await virsh.define(edit.xml, []);
-      out.result([`${domain}: VF ${vf} ${edit.changed ? 'detached' : 'was not attached'}`], {
-        domain,
-        vf,
-        changed: edit.changed,
-      });
+      // detachVf refuses (NOT_FOUND) a definition without the VF, so reaching here means a change.
+      await virsh.define(detachVf(await virsh.dumpXmlInactive(domain), vf).xml, []);
+      out.result([`${domain}: VF ${vf} detached`], { domain, vf, changed: true });
     });
 }
 

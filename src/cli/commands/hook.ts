@@ -35,7 +35,12 @@ no --json: libvirt shows its stderr lines in the error it reports.
 Example:
   vfbroker hook qemu vdu-1 prepare begin - < /etc/libvirt/qemu/vdu-1.xml`,
     )
-    .action(async (argv: string[]) => {
+    .action(async (argv: string[], _opts, cmd: Command) => {
+      // libvirt never passes --help alone; a person asking for help should not wait on stdin.
+      if (argv.length === 1 && (argv[0] === '--help' || argv[0] === '-h')) {
+        cmd.outputHelp();
+        return;
+      }
       const { hookProcess } = await import('../../hooks/hook-process.js');
       // Exit at once, as the installed hook does: stdin may never close.
       process.exit(await hookProcess(argv));
