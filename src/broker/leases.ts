@@ -140,6 +140,25 @@ export class LeaseTable {
   }
 
   /**
+   * Drops the active leases of guests that are not running (they stopped while the broker was
+   * down, so their release never reached it); resolves to the guests dropped. Pending leases are
+   * left to expire: their guest may be starting right now.
+   */
+  async reconcile(running: ReadonlySet<string>): Promise<string[]> {
+    const gone = new Set<string>();
+    await this.#mutate((table) => {
+      for (const [vf, lease] of table) {
+        if (lease.state === 'active' && !running.has(lease.guestUuid)) {
+          table.delete(vf);
+          gone.add(lease.guestName);
+        }
+      }
+      return gone.size > 0;
+    });
+    return [...gone];
+  }
+
+  /**
    * Applies a change to a copy of the table, writes the copy, and only then makes it current: a
    * failed write (disk full, read-only state directory) leaves memory and disk agreeing on the old
    * table. Changes run one at a time so none is lost.

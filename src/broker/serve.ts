@@ -98,6 +98,7 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
       file: join(config.stateDirectory, 'leases.json'),
       pendingTtlMs: PENDING_LEASE_TTL_MS,
     });
+    await reconcileLeases(leases, new Virsh(context.runner), logger);
     const events = new EventHub(logger);
     const definitionSync = libvirtDefinitionSync({
       virsh: new Virsh(context.runner),
@@ -183,6 +184,22 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/**
+ * Guests that stopped while the broker was down never released their VFs: ask libvirt which guests
+ * run, and drop the others' leases, so their VFs are not `busy` and drains do not wait for them.
+ * Without libvirt (a DPDK-only host) there is nothing to ask.
+ */
+async function reconcileLeases(leases: LeaseTable, virsh: Virsh, logger: Logger): Promise<void> {
+  if (leases.all().length === 0) return;
+  try {
+    const dropped = await leases.reconcile(await virsh.runningUuids());
+    if (dropped.length > 0)
+      logger.info({ guests: dropped }, 'released the VFs of guests that stopped while the broker was down');
+  } catch (err) {
+    logger.warn({ err }, 'cannot ask libvirt which guests run; leases are kept as they are');
   }
 }
 

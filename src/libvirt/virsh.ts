@@ -78,6 +78,17 @@ export class Virsh {
       .filter((l) => l !== '');
   }
 
+  /** `virsh -c URI list --uuid`: the UUIDs of the guests running now, lower case. */
+  async runningUuids(): Promise<Set<string>> {
+    const { stdout } = await this.run(['list', '--uuid']);
+    return new Set(
+      stdout
+        .split('\n')
+        .map((l) => l.trim().toLowerCase())
+        .filter((l) => /^[0-9a-f-]{36}$/.test(l)),
+    );
+  }
+
   private argv(args: readonly string[]): Argv {
     return [this.command, '-c', this.uri, ...args];
   }

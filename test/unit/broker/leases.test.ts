@@ -76,6 +76,17 @@ describe('LeaseTable', () => {
     assert.equal(t.get(VF2)?.guestUuid, GUEST_A);
   });
 
+  it('drops the active leases of guests no longer running, but not pending ones', async () => {
+    const t = await open();
+    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
+    await t.started(GUEST_A);
+    await t.prepare(GUEST_B, 'vm-b', [{ vf: VF2, pf: PF }]);
+    assert.deepEqual(await t.reconcile(new Set()), ['vm-a']);
+    assert.equal(t.get(VF1), undefined);
+    assert.equal(t.get(VF2)?.state, 'pending', 'a guest still starting keeps its lease');
+    assert.deepEqual(await (await open()).reconcile(new Set([GUEST_A])), [], 'persisted');
+  });
+
   it('keeps memory on the old table when the write fails', async () => {
     const sub = join(dir, 'state');
     await mkdir(sub);
