@@ -102,8 +102,22 @@ export interface VfbErrorOptions {
   readonly details?: Readonly<Record<string, string | number | boolean>>;
 }
 
+/**
+ * Marks VfbErrors with a registry-wide symbol, so `instanceof VfbError` also holds for errors made
+ * by another copy of this module: the hook bundle embeds the D-Bus client with its own copy.
+ */
+const BRAND = Symbol.for('vfbroker.VfbError');
+
 export class VfbError extends Error {
   override readonly name = 'VfbError';
+  readonly [BRAND] = true;
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // Subclasses (KernelError) inherit this: for them, the ordinary prototype check.
+    if (this !== VfbError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
+  }
+
   readonly code: ErrorCode;
   readonly hint: string;
   readonly details: Readonly<Record<string, string | number | boolean>>;

@@ -58,6 +58,16 @@ describe('error catalogue', () => {
     );
   });
 
+  it('recognises a VfbError made by another copy of the module (the hook bundle embeds one)', async () => {
+    const copy = (await import(`${new URL('../../src/errors.js', import.meta.url).href}?copy`)) as typeof import('../../src/errors.js');
+    assert.notEqual(copy.VfbError, VfbError, 'a second copy of the module');
+    const foreign = new copy.VfbError('UNAVAILABLE', 'broker not running');
+    assert.ok(foreign instanceof VfbError);
+    assert.equal(toVfbError(foreign), foreign);
+    assert.equal(new VfbError('BUSY', 'x') instanceof KernelError, false, 'subclasses keep the ordinary check');
+    assert.ok(new KernelError('EBUSY', '/sys/x', 'y') instanceof VfbError);
+  });
+
   it('wraps foreign errors as INTERNAL without their message', () => {
     const err = toVfbError(new Error('secret detail'));
     assert.equal(err.code, 'INTERNAL');

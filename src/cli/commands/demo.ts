@@ -18,6 +18,9 @@ etc/vfbroker/simulated-host.yaml with stand-ins for its PF drivers, and runs the
 libvirt would for three example guests (src/demo/assets/): accepted, refused as not authorised,
 refused for a stale token; then rotates a token and syncs a guest. Everything it starts is stopped
 and its directory removed at the end, on failure and on Ctrl-C. Tokens are never printed.
+--json prints one document: {setup, pfs, guests, steps, kept}, steps being the hook runs (guest,
+op, outcome, verdict, refusals, libvirtError), token status, rotate and sync steps in order; kept
+is null unless --keep. --stop prints {stopped: {processes, directory}}.
 
 Examples:
   vfbroker demo
