@@ -13,6 +13,8 @@ export const VERDICTS = [
   'token-missing',
   'token-stale',
   'unknown-vf',
+  /** The VF's PF is not up: its PF driver died, or it never came up. */
+  'pf-not-ready',
   'rotating',
   'busy',
 ] as const;

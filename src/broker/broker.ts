@@ -332,6 +332,10 @@ export class Broker implements BrokerApi {
         index: location.index,
         needsToken,
         policy,
+        pfProblem:
+          managed.state === 'up' || managed.state === 'rotating'
+            ? null
+            : (managed.lastError ?? `the PF is ${managed.state}`),
         rotating: managed.state === 'rotating',
         heldBy:
           lease && lease.guestUuid !== guest.uuid ? { uuid: lease.guestUuid, name: lease.guestName } : null,

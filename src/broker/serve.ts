@@ -10,6 +10,7 @@ import { bringUp, bringUpOne, planCheck, selectPlugins, type BringUpDeps } from 
 import { exportBroker, type ExportedBroker } from './dbus/service.js';
 import { EventHub } from './events.js';
 import { LeaseTable } from './leases.js';
+import { PfHealth } from './pf-health.js';
 import { decideGuest } from './policy/decide.js';
 import { createRotator } from './rotation/index.js';
 import { openStore } from './store/open.js';
@@ -121,6 +122,9 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
     closers.push(['rotation', () => rotator.close()]);
     await bringUp(pfs, deps);
     await rotator.recover();
+    const health = new PfHealth({ ...deps, pfs, leases, intervalMs: config.health.checkIntervalMs });
+    health.start();
+    closers.push(['PF health checks', () => health.close()]);
 
     const broker = new Broker({
       hostId: config.hostId,

@@ -28,6 +28,8 @@ export type DeviceFacts =
       /** From the PF's plugin: false for PFs whose VFs carry no token (ConnectX-5 on mlx5_core). */
       readonly needsToken: boolean;
       readonly policy: { readonly allowed: boolean; readonly reason: string };
+      /** Why the PF cannot serve its VFs now (its driver died, it never came up); null when it can. */
+      readonly pfProblem: string | null;
       readonly rotating: boolean;
       /** The guest holding this VF, when it is not the guest asking. */
       readonly heldBy: GuestRef | null;
@@ -60,6 +62,12 @@ export function decideDevice(guest: GuestRef, facts: DeviceFacts): DeviceDecisio
     return {
       verdict: 'denied',
       message: `${where} is not granted to guest ${guest.name} (${facts.policy.reason}); grant it in /etc/vfbroker/policy.yaml, check with: vfbroker policy check --guest ${guest.uuid} --vf ${vf}`,
+    };
+  }
+  if (facts.pfProblem !== null) {
+    return {
+      verdict: 'pf-not-ready',
+      message: `${where}: its PF is not ready (${facts.pfProblem}); see: vfbroker pf status ${facts.pf}`,
     };
   }
   if (facts.rotating) {

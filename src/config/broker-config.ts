@@ -113,6 +113,7 @@ function brokerSchema(baseDirectory: string) {
     pfs: list(pf).default([]),
     rotation: mapping(rotation).prefault({}),
     hook: mapping({ brokerTimeoutMs: integer(100, 120_000).default(5_000) }).prefault({}),
+    health: mapping({ checkInterval: duration(1_000, DAY).optional() }).prefault({}),
     dbus: mapping({
       busAddress: matching(
         DBUS_ADDRESS,
@@ -205,6 +206,8 @@ export interface BrokerConfig {
   readonly pfs: readonly PfConfig[];
   readonly rotation: RotationConfig;
   readonly hook: { readonly brokerTimeoutMs: number };
+  /** How often the broker checks that each PF is still up (its driver alive), and repairs it. */
+  readonly health: { readonly checkIntervalMs: number };
   /** null: the system bus. */
   readonly dbus: { readonly busAddress: string | null };
   readonly log: { readonly level: LogLevel };
@@ -296,6 +299,7 @@ function resolveBrokerConfig(source: YamlSource, options: BrokerConfigOptions): 
     })),
     rotation,
     hook: { brokerTimeoutMs: input.hook.brokerTimeoutMs },
+    health: { checkIntervalMs: input.health.checkInterval ?? 15_000 },
     dbus: { busAddress: input.dbus.busAddress ?? null },
     log: { level: input.log.level },
   });

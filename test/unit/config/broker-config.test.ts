@@ -38,6 +38,7 @@ describe('broker.yaml defaults', () => {
       pfs: [],
       rotation: { maxAgeMs: null, drainTimeoutMs: 600_000 },
       hook: { brokerTimeoutMs: 5000 },
+      health: { checkIntervalMs: 15000 },
       dbus: { busAddress: null },
       log: { level: 'info' },
     });
