@@ -1,0 +1,341 @@
+/**
+ * `npm run bench:broker`: PrepareGuest throughput and latency through a real dbus-daemon (private,
+ * configured like the system bus, with the bus policy vfbroker ships), against a broker at scale:
+ * 64 PFs × 64 VFs on the sysfs simulator with a token-needing plugin, the FileStore and a policy of
+ * 1,000 guest rules. The broker runs in a child process, so its RSS and CPU are its own.
+ *
+ * 1, 8 and 64 clients, each on its own bus connection as hooks are, each calling in a loop for
+ * RUN_MS: PrepareGuest with 1–8 VFs of one guest and the right tokens (every verdict must be ok, or
+ * the bench stops). Two rounds:
+ * - new leases: each PrepareGuest leases its VFs afresh (the lease table is written to disk), then
+ *   ReleaseGuest (not timed, not counted) — what a real guest start costs;
+ * - held leases: guests ask again for VFs they already hold, which changes nothing and writes
+ *   nothing — the cost of the bus, the policy and the verdicts alone.
+ * Client c only uses the guests of PF c, so no two clients want a VF at once. The caches are warm:
+ * every client makes one round of calls first. Prints figures; asserts nothing.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { startBrokerChild, type BrokerChild } from './support/broker-process.js';
+import { catchInterrupt, type Interrupt } from './support/interrupt.js';
+import { cpuSeconds } from './support/proc.js';
+import { header, machineLoad, mb, ms, percentile, table, verdict } from './support/report.js';
+import { guestsOfPf, VFS_PER_GUEST, type BenchGuest, type Scenario } from './support/scenario.js';
+import type { PrepareDevice } from '../src/broker/api.js';
+import { startPrivateBus, type PrivateBus } from '../src/demo/private-bus.js';
+import { BrokerClient } from '../src/dbus/client.js';
+import { VfbError } from '../src/errors.js';
+import { pfAddress, vfAddress } from '../test/support/broker-world.js';
+
+const SCENARIO: Scenario = { pfCount: 64, vfs: 64, guests: 1000 };
+const LEVELS = [1, 8, 64] as const;
+const RUN_MS = 3_000;
+/** Per level, whatever RUN_MS allows: keeps a very fast machine's run (and its memory) bounded. */
+const MAX_CALLS = 200_000;
+const TARGET = { callsPerSecond: 5_000, p99Ms: 10, rssBytes: 100 * 1024 * 1024 } as const;
+
+/** Whether each PrepareGuest makes new leases (then released) or asks for VFs its guest holds. */
+type Leases = 'new' | 'held';
+
+interface LevelResult {
+  readonly leases: Leases;
+  readonly clients: number;
+  readonly calls: number;
+  readonly seconds: number;
+  readonly latencies: number[];
+  /** Per second of the level: CPU seconds and busy event loop seconds of each process. */
+  readonly load: Usage;
+}
+
+interface Lane {
+  readonly client: BrokerClient;
+  readonly guests: readonly BenchGuest[];
+}
+
+/** When a level ends: at `until`, after `left` more calls in all, or on Ctrl-C. */
+interface Limits {
+  readonly until: number;
+  left: number;
+  readonly interrupt: Interrupt;
+}
+
+/** One client's loop: PrepareGuest (timed), then ReleaseGuest for new leases, within the limits. */
+async function runLane(
+  { client, guests }: Lane,
+  tokens: readonly string[],
+  leases: Leases,
+  limits: Limits,
+  latencies: number[],
+): Promise<void> {
+  for (let i = 0; performance.now() < limits.until && limits.left > 0 && !limits.interrupt.stopped; i++) {
+    limits.left--;
+    const guest = guests[i % guests.length] as BenchGuest;
+    const start = performance.now();
+    await prepare(client, guest, 1 + (i % VFS_PER_GUEST), tokens);
+    latencies.push(performance.now() - start);
+    if (leases === 'new') await client.releaseGuest(guest.uuid, 'shutdown');
+  }
+}
+
+/** PrepareGuest for the guest's first `vfs` VFs with the right token; anything but ok stops the bench. */
+async function prepare(
+  client: BrokerClient,
+  guest: BenchGuest,
+  vfs: number,
+  tokens: readonly string[],
+): Promise<void> {
+  const token = tokens[guest.pf] as string;
+  const devices: PrepareDevice[] = guest.vfIndexes
+    .slice(0, vfs)
+    .map((n) => ({ address: vfAddress(guest.pf, n), presentedToken: token }));
+  const verdicts = await client.prepareGuest(guest.uuid, guest.name, devices);
+  const refused = verdicts.find((v) => v.verdict !== 'ok');
+  if (refused !== undefined || verdicts.length !== devices.length) {
+    throw new VfbError(
+      'INTERNAL',
+      `bench: ${guest.name} got ${refused?.verdict ?? 'too few verdicts'} for ${refused?.address ?? 'its VFs'}; the figures would be wrong`,
+    );
+  }
+}
+
+async function runLevel(
+  lanes: readonly Lane[],
+  tokens: readonly string[],
+  leases: Leases,
+  processes: Processes,
+  level: { readonly runMs: number; readonly maxCalls: number; readonly interrupt: Interrupt },
+): Promise<LevelResult> {
+  const latencies: number[] = [];
+  const before = await usage(processes);
+  const start = performance.now();
+  const limits = { until: start + level.runMs, left: level.maxCalls, interrupt: level.interrupt };
+  await Promise.all(lanes.map((lane) => runLane(lane, tokens, leases, limits, latencies)));
+  const seconds = (performance.now() - start) / 1000;
+  const after = await usage(processes);
+  const spent = (k: keyof Usage) => (after[k] - before[k]) / seconds;
+  return {
+    leases,
+    clients: lanes.length,
+    calls: latencies.length,
+    seconds,
+    latencies,
+    load: {
+      brokerCpu: spent('brokerCpu'),
+      brokerLoop: spent('brokerLoop'),
+      busCpu: spent('busCpu'),
+      benchCpu: spent('benchCpu'),
+      benchLoop: spent('benchLoop'),
+    },
+  };
+}
+
+/**
+ * The clients' guests: for new leases all the guests of their PF; for held leases one guest per
+ * VF slot of the PF, each holding its whole slot (leased here, before the runs).
+ */
+async function lanes(
+  clients: readonly BrokerClient[],
+  leases: Leases,
+  tokens: readonly string[],
+): Promise<Lane[]> {
+  const slots = Math.floor(SCENARIO.vfs / VFS_PER_GUEST);
+  return Promise.all(
+    clients.map(async (client, c) => {
+      const all = guestsOfPf(SCENARIO, c);
+      if (leases === 'new') return { client, guests: all };
+      const guests = all.slice(0, slots);
+      for (const guest of guests) await prepare(client, guest, VFS_PER_GUEST, tokens);
+      return { client, guests };
+    }),
+  );
+}
+
+interface Processes {
+  readonly broker: BrokerChild;
+  readonly busPid: number;
+}
+
+/** Seconds of CPU (user + system, all threads) and of busy event loop, each process so far. */
+interface Usage {
+  readonly brokerCpu: number;
+  readonly brokerLoop: number;
+  readonly busCpu: number;
+  readonly benchCpu: number;
+  readonly benchLoop: number;
+}
+
+async function usage(processes: Processes): Promise<Usage> {
+  const { user, system } = process.cpuUsage();
+  const sample = await processes.broker.sample();
+  return {
+    brokerCpu: await cpuSeconds(processes.broker.pid),
+    brokerLoop: sample.loopActiveMs / 1000,
+    busCpu: await cpuSeconds(processes.busPid),
+    benchCpu: (user + system) / 1e6,
+    benchLoop: performance.eventLoopUtilization().active / 1000,
+  };
+}
+
+/** The broker's memory at a moment: resident now, peak so far, and the V8 heap's share. */
+interface Memory {
+  readonly rss: number;
+  readonly peak: number;
+  readonly heapUsed: number;
+  readonly heapTotal: number;
+  readonly external: number;
+}
+
+async function memory(broker: BrokerChild): Promise<Memory> {
+  const { rss, heapUsed, heapTotal, external } = await broker.sample();
+  return { rss, heapUsed, heapTotal, external, peak: await broker.peakRss() };
+}
+
+function describeMemory(m: Memory): string {
+  return `RSS ${mb(m.rss)} (peak ${mb(m.peak)}; V8 heap ${mb(m.heapUsed)} used of ${mb(m.heapTotal)}, external ${mb(m.external)})`;
+}
+
+function report(
+  results: readonly LevelResult[],
+  memoryAt: { readonly ready: Memory; readonly end: Memory },
+  buildMs: number,
+): string {
+  const percent = (share: number) => `${Math.round(100 * share)}%`;
+  const rows = [
+    [
+      'leases',
+      'clients',
+      'calls',
+      'calls/s',
+      'p50 ms',
+      'p99 ms',
+      'broker CPU',
+      'broker loop',
+      'dbus-daemon CPU',
+      'bench CPU',
+      'bench loop',
+    ],
+    ...results.map((r) => [
+      r.leases,
+      String(r.clients),
+      r.calls.toLocaleString('en'),
+      Math.round(r.calls / r.seconds).toLocaleString('en'),
+      ms(percentile(r.latencies, 50)),
+      ms(percentile(r.latencies, 99)),
+      percent(r.load.brokerCpu),
+      percent(r.load.brokerLoop),
+      percent(r.load.busCpu),
+      percent(r.load.benchCpu),
+      percent(r.load.benchLoop),
+    ]),
+  ];
+  const most = Math.max(...LEVELS);
+  const against = (leases: Leases) => {
+    const top = results.find((r) => r.leases === leases && r.clients === most);
+    if (top === undefined) return `  ${leases} leases: no run at ${most} clients`;
+    const rate = top.calls / top.seconds;
+    const p99 = percentile(top.latencies, 99);
+    return (
+      `  ${leases} leases, ${most} clients: ${Math.round(rate).toLocaleString('en')} calls/s (target ≥ ${TARGET.callsPerSecond.toLocaleString('en')}: ${verdict(rate >= TARGET.callsPerSecond)}), ` +
+      `p99 ${ms(p99)} ms (target ≤ ${TARGET.p99Ms} ms: ${verdict(p99 <= TARGET.p99Ms)})`
+    );
+  };
+  const { ready, end } = memoryAt;
+  return [
+    table(rows),
+    '',
+    against('new'),
+    against('held'),
+    `  broker when ready: ${describeMemory(ready)}`,
+    `  broker after the runs: ${describeMemory(end)}; target ≤ ${mb(TARGET.rssBytes)}: ${verdict(end.peak <= TARGET.rssBytes)}`,
+    `  broker start-up (host, bring-up of ${SCENARIO.pfCount * SCENARIO.vfs} VFs, policy, bus name): ${(buildMs / 1000).toFixed(1)} s`,
+    `  at the end: ${machineLoad()}`,
+    '',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  // --node-arg ARG (repeatable) runs the broker with that node option, e.g. --node-arg=--cpu-prof
+  // --node-arg=--cpu-prof-dir=/tmp/prof for a CPU profile, or a V8 heap flag to see its effect on RSS.
+  const { values } = parseArgs({ options: { 'node-arg': { type: 'string', multiple: true, default: [] } } });
+  const nodeArgs = values['node-arg'];
+  if (process.getuid?.() !== 0) {
+    throw new VfbError('DENIED', 'bench:broker must run as root', {
+      hint: 'PrepareGuest is for root only, and the bus runs the shipped policy, which names root',
+    });
+  }
+  process.stdout.write(
+    header('broker bench: PrepareGuest over a private dbus-daemon with the shipped bus policy', [
+      `broker: ${SCENARIO.pfCount} PFs × ${SCENARIO.vfs} VFs (sysfs simulator, token-needing plugin), FileStore, ${SCENARIO.guests.toLocaleString('en')} guest rules; child process${nodeArgs.length > 0 ? ` with ${nodeArgs.join(' ')}` : ''}`,
+      `load: ${LEVELS.join(', ')} clients, one bus connection each, ${RUN_MS / 1000} s per level after a warm-up round; each call 1–${VFS_PER_GUEST} VFs with the right tokens (verdict ok)`,
+      `      new leases: each call leases its VFs (lease table written), then ReleaseGuest (not timed, not counted)`,
+      `      held leases: guests ask again for VFs they hold (no lease change, nothing written)`,
+      `targets: ≥ ${TARGET.callsPerSecond.toLocaleString('en')} calls/s and p99 ≤ ${TARGET.p99Ms} ms at 64 clients; RSS ≤ ${mb(TARGET.rssBytes)}`,
+    ]),
+  );
+  const interrupt = catchInterrupt();
+  const dir = await mkdtemp(join(tmpdir(), 'vfb-bench-broker-'));
+  let bus: PrivateBus | undefined;
+  let broker: BrokerChild | undefined;
+  const clients: BrokerClient[] = [];
+  try {
+    bus = await startPrivateBus({ directory: join(dir, 'bus'), policy: 'shipped' });
+    broker = await startBrokerChild(
+      { busAddress: bus.address, scenario: SCENARIO, hostDir: null },
+      {
+        logFile: join(dir, 'broker.log'),
+        execArgv: nodeArgs,
+      },
+    );
+    const address = bus.address;
+    clients.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.max(...LEVELS) }, () => BrokerClient.connect({ address })),
+      )),
+    );
+    const first = clients[0] as BrokerClient;
+    const tokens: string[] = [];
+    for (let pf = 0; pf < SCENARIO.pfCount; pf++) tokens.push(await first.getToken(pfAddress(pf)));
+    const processes = { broker, busPid: bus.pid };
+    const ready = await memory(broker);
+
+    const results: LevelResult[] = [];
+    for (const leases of ['new', 'held'] as const) {
+      const all = await lanes(clients, leases, tokens);
+      // Warm-up: a round of calls, all clients at once.
+      await runLevel(all, tokens, leases, processes, {
+        runMs: Number.POSITIVE_INFINITY,
+        maxCalls: SCENARIO.guests,
+        interrupt,
+      });
+      for (const n of LEVELS) {
+        const level = { runMs: RUN_MS, maxCalls: MAX_CALLS, interrupt };
+        results.push(await runLevel(all.slice(0, n), tokens, leases, processes, level));
+      }
+    }
+    if (!interrupt.stopped) {
+      process.stdout.write(report(results, { ready, end: await memory(broker) }, broker.buildMs));
+    }
+  } catch (err) {
+    // A Ctrl-C also stops the bus and the broker, so calls fail: that is the interruption, not an error.
+    if (!interrupt.stopped) throw err;
+  } finally {
+    for (const c of clients) c.close();
+    await broker?.stop();
+    await bus?.stop();
+    await rm(dir, { recursive: true, force: true });
+    interrupt.dispose();
+  }
+  if (interrupt.stopped)
+    throw new VfbError('UNAVAILABLE', 'interrupted; everything it started is stopped', {
+      hint: 'no figures were printed: run it again',
+    });
+}
+
+await main().catch((err: unknown) => {
+  if (!(err instanceof VfbError)) throw err;
+  process.stderr.write(`bench:broker: ${err.message}\n  ${err.hint}\n`);
+  process.exitCode = 1;
+});
