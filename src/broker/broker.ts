@@ -74,17 +74,20 @@ export class Broker implements BrokerApi {
     const guest: GuestRef = { uuid: guestUuid.toLowerCase(), name: guestName };
     const decisions: DeviceVerdict[] = [];
     const accepted: { vf: PciAddress; pf: PciAddress }[] = [];
+    const audited: { vf: PciAddress; verdict: string; rule: string | null }[] = [];
     for (const device of devices) {
       const { facts, rule } = await this.#facts(guest, device);
       const { verdict, message } = decideDevice(guest, facts);
       decisions.push({ address: device.address, verdict, message });
       if (isAcceptingVerdict(verdict) && facts.kind === 'managed')
         accepted.push({ vf: device.address, pf: facts.pf });
-      this.#audit.info(
-        { event: 'prepare', ...who(caller), guest: guest.uuid, guestName, vf: device.address, verdict, rule },
-        'PrepareGuest decision',
-      );
+      audited.push({ vf: device.address, verdict, rule });
     }
+    // One audit line per call, each device in it: a guest start is one decision to read back.
+    this.#audit.info(
+      { event: 'prepare', ...who(caller), guest: guest.uuid, guestName, devices: audited },
+      'PrepareGuest decision',
+    );
     const refused = decisions.filter((d) => !isAcceptingVerdict(d.verdict));
     if (refused.length === 0) {
       await this.#d.leases.prepare(guest.uuid, guestName, accepted);

@@ -35,6 +35,9 @@ const leaseSchema = z.strictObject({
 });
 const fileSchema = z.strictObject({ version: z.literal(1), leases: z.array(leaseSchema).max(100_000) });
 
+/** Edits a copy of the table; true when it changed something. */
+type Change = (table: Map<PciAddress, Lease>) => boolean;
+
 export interface LeaseTableOptions {
   readonly file: string;
   readonly pendingTtlMs: number;
@@ -46,7 +49,8 @@ export class LeaseTable {
   readonly #pendingTtlMs: number;
   readonly #now: () => number;
   #byVf = new Map<PciAddress, Lease>();
-  #queue: Promise<void> = Promise.resolve();
+  #waiting: { change: Change; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  #writing = false;
 
   private constructor(options: LeaseTableOptions) {
     this.#file = options.file;
@@ -161,20 +165,40 @@ export class LeaseTable {
   /**
    * Applies a change to a copy of the table, writes the copy, and only then makes it current: a
    * failed write (disk full, read-only state directory) leaves memory and disk agreeing on the old
-   * table. Changes run one at a time so none is lost.
+   * table, and every change in it fails. Changes that arrive while a write is under way wait for
+   * it and are then applied together and written once (group commit): a hundred guests starting
+   * at once cost a few fsyncs, not a hundred in a row. Each change sees the ones before it.
    */
-  #mutate(change: (table: Map<PciAddress, Lease>) => boolean): Promise<void> {
-    const run = async (): Promise<void> => {
+  #mutate(change: Change): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ change, resolve, reject });
+      if (!this.#writing) void this.#commit();
+    });
+  }
+
+  async #commit(): Promise<void> {
+    this.#writing = true;
+    while (this.#waiting.length > 0) {
+      const batch = this.#waiting.splice(0);
       const next = new Map(this.#byVf);
-      if (!change(next)) return;
-      for (const [vf, lease] of next) if (this.#expired(lease)) next.delete(vf);
-      const snapshot = JSON.stringify({ version: 1, leases: [...next.values()] });
-      await writeFileAtomic(this.#file, snapshot + '\n', 0o600);
-      this.#byVf = next;
-    };
-    const result = this.#queue.then(run);
-    this.#queue = result.catch(() => undefined);
-    return result;
+      let changed = false;
+      for (const { change } of batch) changed = change(next) || changed;
+      try {
+        if (changed) {
+          for (const [vf, lease] of next) if (this.#expired(lease)) next.delete(vf);
+          await writeFileAtomic(
+            this.#file,
+            JSON.stringify({ version: 1, leases: [...next.values()] }) + '\n',
+            0o600,
+          );
+          this.#byVf = next;
+        }
+        for (const { resolve } of batch) resolve();
+      } catch (err) {
+        for (const { reject } of batch) reject(err);
+      }
+    }
+    this.#writing = false;
   }
 
   #expired(lease: Lease): boolean {

@@ -87,6 +87,21 @@ describe('LeaseTable', () => {
     assert.deepEqual(await (await open()).reconcile(new Set([GUEST_A])), [], 'persisted');
   });
 
+  it('loses none of many changes made at once (they are written together)', async () => {
+    const t = await open();
+    const guests = Array.from(
+      { length: 50 },
+      (_, i) => `00000000-0000-4000-8000-${i.toString().padStart(12, '0')}`,
+    );
+    const vf = (i: number) => parsePciAddress(`0000:3b:1${Math.floor(i / 8)}.${i % 8}`);
+    await Promise.all(guests.map((g, i) => t.prepare(g, `vm-${i}`, [{ vf: vf(i), pf: PF }])));
+    await Promise.all(guests.slice(0, 25).map((g) => t.started(g)));
+    const reopened = await open();
+    assert.equal(reopened.all().length, 50);
+    assert.equal(reopened.all().filter((l) => l.state === 'active').length, 25);
+    assert.equal(reopened.get(vf(49))?.guestUuid, guests[49]);
+  });
+
   it('keeps memory on the old table when the write fails', async () => {
     const sub = join(dir, 'state');
     await mkdir(sub);
