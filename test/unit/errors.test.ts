@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { repoPath } from '../support/repo.js';
+import type * as errors from '../../src/errors.js';
 import { ERROR_KINDS, KernelError, VfbError, toVfbError, type ErrorCode } from '../../src/errors.js';
 
 const docsPath = repoPath('docs', 'errors.md');
@@ -12,7 +13,10 @@ describe('error catalogue', () => {
     const rows = new Map<string, string[]>();
     for (const line of doc.split('## Kernel errnos')[0]!.split('\n')) {
       // Cells split on '|' and trimmed, so the table may be aligned any way.
-      const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+      const cells = line
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim());
       const code = /^`([A-Z_]+)`$/.exec(cells[0] ?? '')?.[1];
       if (code) rows.set(code, cells.slice(1));
     }
@@ -59,12 +63,18 @@ describe('error catalogue', () => {
   });
 
   it('recognises a VfbError made by another copy of the module (the hook bundle embeds one)', async () => {
-    const copy = (await import(`${new URL('../../src/errors.js', import.meta.url).href}?copy`)) as typeof import('../../src/errors.js');
+    const copy = (await import(
+      `${new URL('../../src/errors.js', import.meta.url).href}?copy`
+    )) as typeof errors;
     assert.notEqual(copy.VfbError, VfbError, 'a second copy of the module');
     const foreign = new copy.VfbError('UNAVAILABLE', 'broker not running');
     assert.ok(foreign instanceof VfbError);
     assert.equal(toVfbError(foreign), foreign);
-    assert.equal(new VfbError('BUSY', 'x') instanceof KernelError, false, 'subclasses keep the ordinary check');
+    assert.equal(
+      new VfbError('BUSY', 'x') instanceof KernelError,
+      false,
+      'subclasses keep the ordinary check',
+    );
     assert.ok(new KernelError('EBUSY', '/sys/x', 'y') instanceof VfbError);
   });
 

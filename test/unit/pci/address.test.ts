@@ -73,7 +73,11 @@ describe('parsePciAddress', () => {
     const nul = rejects(() => parsePciAddress('a\u0000b'));
     assert.ok(nul.message.includes('\\u0000'));
     const token = '6f1c0a52-8d3e-4b7a-9c21-0e5d4f3a2b1c';
-    assert.equal(rejects(() => parsePciAddress(token)).message.includes(token.slice(0, 8)), false, 'a token given as an address is not echoed');
+    assert.equal(
+      rejects(() => parsePciAddress(token)).message.includes(token.slice(0, 8)),
+      false,
+      'a token given as an address is not echoed',
+    );
   });
 
   it('lenient mode takes what people type', () => {
