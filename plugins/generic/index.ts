@@ -26,7 +26,8 @@ const manifest: PluginManifest = {
   description: "any SR-IOV PF without a device-specific driver: PF on vfio-pci, held by vfbroker's PF holder",
 };
 
-const READY_TIMEOUT_MS = 10_000;
+// The holder is a Node process: on a loaded host (or under emulation) its start took up to 17 s.
+const READY_TIMEOUT_MS = 60_000;
 const STOP_DEADLINE_MS = 5_000;
 
 /** `node <PF_HOLDER_MAIN> --pf <bdf>`: the token never goes into argv or the environment. */

@@ -37,7 +37,7 @@ const manifest: PluginManifest = {
 
 const VF_LIMIT = {
   max: 7,
-  why: 'the 82576 has 8 queue pools and its PF driver keeps one for itself, so the kernel igb driver enables at most 7 VFs (igb_main.c) although sriov_totalvfs says 8',
+  why: 'the 82576 has 8 queue pools and its PF driver keeps one for itself, so the kernel igb driver enables at most 7 VFs (igb_main.c lowers sriov_totalvfs to 7 while bound; the kernel refuses 8 with ERANGE)',
 };
 
 const STOP_DEADLINE_MS = 10_000;

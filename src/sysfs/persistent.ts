@@ -170,7 +170,7 @@ async function identity(file: string): Promise<string | null> {
 
 /** A placeholder until the first call loads the real state. */
 const EMPTY: SimState = {
-  version: 1,
+  version: 2,
   drivers: [],
   modules: {},
   devices: {},

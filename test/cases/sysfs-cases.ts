@@ -24,9 +24,12 @@ export interface CaseTarget {
   readonly vfKernelDriver: string | null;
   /** A loaded driver with sriov_configure whose remove() leaves the VFs enabled (pci-pf-stub), or null. */
   readonly stubDriver: string | null;
-  /** The PF's sriov_totalvfs. */
+  /** The device's TotalVFs: sriov_totalvfs with no driver bound, or on vfio-pci. */
   readonly totalVfs: number;
-  /** The most VFs pfKernelDriver enables (igb: 7); totalVfs when the driver has no limit of its own. */
+  /**
+   * sriov_totalvfs while pfKernelDriver is bound: the limit its probe sets with
+   * pci_sriov_set_totalvfs (igb: 7), or totalVfs when it sets none.
+   */
   readonly driverVfLimit: number;
   /** Kernel log lines, oldest first (later calls return earlier lines first); null if unreadable. */
   readonly readKernelLog: (() => Promise<string[]>) | null;
@@ -118,11 +121,11 @@ export const SYSFS_CASES: readonly SysfsCase[] = [
   {
     name: 'pf-starts-on-its-kernel-driver-with-sriov-off',
     expect:
-      'driver = pfKernelDriver; sriov_numvfs "0"; sriov_totalvfs = totalVfs; driver_override "(null)"; sriov_drivers_autoprobe "1"; no virtfn, no physfn; vendor reads 0x-prefixed hex',
+      'driver = pfKernelDriver; sriov_numvfs "0"; sriov_totalvfs = driverVfLimit; driver_override "(null)"; sriov_drivers_autoprobe "1"; no virtfn, no physfn; vendor reads 0x-prefixed hex',
     async run(t) {
       same('driver', await t.sysfs.driver(t.pf), t.pfKernelDriver);
       same('sriov_numvfs', await read(t, t.pf, 'sriov_numvfs'), '0');
-      same('sriov_totalvfs', await read(t, t.pf, 'sriov_totalvfs'), String(t.totalVfs));
+      same('sriov_totalvfs', await read(t, t.pf, 'sriov_totalvfs'), String(t.driverVfLimit));
       same('driver_override', await read(t, t.pf, 'driver_override'), '(null)');
       same('sriov_drivers_autoprobe', await read(t, t.pf, 'sriov_drivers_autoprobe'), '1');
       same('virtfns', await t.sysfs.virtfns(t.pf), []);
@@ -208,18 +211,39 @@ export const SYSFS_CASES: readonly SysfsCase[] = [
     },
   },
   {
-    name: 'the-driver-vf-limit-is-eperm',
+    name: 'the-driver-vf-limit-is-erange',
     expect:
-      'driverVfLimit + 1 VFs → EPERM although within sriov_totalvfs (igb: 8 of 8); exactly driverVfLimit VFs works',
+      'PF on pfKernelDriver, whose probe lowered sriov_totalvfs to driverVfLimit: driverVfLimit + 1 VFs → ERANGE although the device has them (igb: 8 of 8), before the driver is asked; exactly driverVfLimit VFs works',
     async run(t) {
       if (t.driverVfLimit >= t.totalVfs) skip(`${t.pfKernelDriver} allows every VF the device has`);
       await refused(
         `sriov_numvfs ${t.driverVfLimit + 1}`,
-        'EPERM',
+        'ERANGE',
         setNumVfs(t, String(t.driverVfLimit + 1)),
       );
-      same('sriov_numvfs after EPERM', await read(t, t.pf, 'sriov_numvfs'), '0');
+      same('sriov_numvfs after ERANGE', await read(t, t.pf, 'sriov_numvfs'), '0');
       same('VFs at the limit', (await enableVfs(t, t.driverVfLimit)).length, t.driverVfLimit);
+    },
+  },
+  {
+    name: 'the-driver-vf-limit-leaves-with-the-driver',
+    expect:
+      'sriov_totalvfs = totalVfs once pfKernelDriver is unbound and on vfio-pci, which enables all totalVfs VFs; back on pfKernelDriver it reads driverVfLimit again',
+    async run(t) {
+      await t.sysfs.unbind(t.pf);
+      same('sriov_totalvfs unbound', await read(t, t.pf, 'sriov_totalvfs'), String(t.totalVfs));
+      await pfOnVfioPci(t);
+      same('sriov_totalvfs on vfio-pci', await read(t, t.pf, 'sriov_totalvfs'), String(t.totalVfs));
+      same('VFs on vfio-pci', (await enableVfs(t, t.totalVfs)).length, t.totalVfs);
+      await setNumVfs(t, '0');
+      await t.sysfs.unbind(t.pf);
+      await t.sysfs.writeAttribute(t.pf, 'driver_override', '');
+      await t.sysfs.bind(t.pf, t.pfKernelDriver);
+      same(
+        `sriov_totalvfs back on ${t.pfKernelDriver}`,
+        await read(t, t.pf, 'sriov_totalvfs'),
+        String(t.driverVfLimit),
+      );
     },
   },
   {

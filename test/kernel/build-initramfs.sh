@@ -66,6 +66,9 @@ ORDER=$(awk -v tops="$TOP" '
 R=$(mktemp -d "$OUT_DIR/root.XXXXXX")
 trap 'rm -rf "$R"' EXIT
 mkdir -p "$R"/{bin,dev,proc,sys,tmp,usr,lib,root} "$R/lib/modules/$KVER"
+# mktemp made the root 0700: the guest's non-root stage 3 consumers must get past it.
+chmod 755 "$R"
+chmod 1777 "$R/tmp"
 cp "$BUSYBOX" "$R/bin/busybox"
 cp "$HERE/guest-init.sh" "$R/init"
 chmod 755 "$R/init"

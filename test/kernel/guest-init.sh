@@ -6,7 +6,7 @@
 #   VFB_PROJECT  the project directory, shared read-only by the host as 9p tag "vfbroker"; mounted at
 #                the same path so every absolute path the code computes is the host's
 #   VFB_BUILD    the compiled tree inside it (dist/ by default) holding test/kernel/stage*.js
-#   VFB_STAGES   which stages to run, e.g. 12
+#   VFB_STAGES   which stages to run, e.g. 123
 /bin/busybox --install -s /bin
 export PATH=/bin:/usr/bin HOME=/root
 mount -t proc proc /proc
@@ -77,6 +77,17 @@ esac
 case $VFB_STAGES in *2*)
   pf_on_vfio_pci
   run_stage 2 "$VFB_BUILD/test/kernel/stage2-pfholder.js" "$PF"
+  ;;
+esac
+case $VFB_STAGES in *3*)
+  # The accounts stage 3's policy and CLI calls use: a consumer policy.yaml grants VF 1 by uid, and a
+  # stranger it grants nothing. The policy loader and dbus-daemon read these files (no other NSS).
+  mkdir -p /etc /tmp
+  printf '%s\n' root:x:0:0:root:/root:/bin/sh vfb-consumer:x:1001:1001::/:/bin/false \
+    vfb-stranger:x:1002:1002::/:/bin/false > /etc/passwd
+  printf '%s\n' root:x:0: vfb-consumer:x:1001: vfb-stranger:x:1002: > /etc/group
+  printf '%s\n' 'passwd: files' 'group: files' > /etc/nsswitch.conf
+  run_stage 3 "$VFB_BUILD/test/kernel/stage3-broker.js" "$PF"
   ;;
 esac
 # vfio-pci logs token refusals (rate-limited) and nothing reaches the console under 'quiet'.

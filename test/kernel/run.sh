@@ -3,11 +3,12 @@
 # with an emulated Intel IOMMU and an emulated SR-IOV PF (QEMU's 82576 'igb'), and run the project's
 # own compiled code inside it against the kernel's vfio-pci. See README.md beside this file.
 #
-#   sudo test/kernel/run.sh [--keep] [--build-dir DIR] [--stages 12]
+#   sudo test/kernel/run.sh [--keep] [--build-dir DIR] [--stages 123]
 #
 #   --keep           keep the serial console log (it is always kept when something fails)
 #   --build-dir DIR  the compiled tree to test, inside the project (default: dist, as `npm run build` makes it)
-#   --stages LIST    which stages to run: 1 = sysfs case table, 2 = PF holder (default 12)
+#   --stages LIST    which stages to run: 1 = sysfs case table, 2 = PF holder, 3 = the broker
+#                    (vfbroker serve, D-Bus, CLI consumers) (default 123)
 #
 # Environment: VFB_KERNEL_CACHE (default /var/cache/vfbroker-kernel-test), VFB_KERNEL_SUITE (bookworm =
 # Debian 12's own kernel, the default; bookworm-backports = its 6.12 backport), VFB_KERNEL_TIMEOUT
@@ -22,7 +23,7 @@ CACHE=${VFB_KERNEL_CACHE:-/var/cache/vfbroker-kernel-test}
 SUITE=${VFB_KERNEL_SUITE:-bookworm}
 TIMEOUT=${VFB_KERNEL_TIMEOUT:-480}
 BUILD=$PROJECT/dist
-STAGES=12
+STAGES=123
 KEEP=0
 # The rare early-boot hang under multi-threaded TCG (an RCU stall before /init runs, about 1 boot in
 # 40 on the recipe's machine) is not a test failure: kill that boot and try again, twice at most.
@@ -33,11 +34,21 @@ die() {
   echo "kernel tests: $*" >&2
   exit 1
 }
+stage_script() {
+  case $1 in 1) echo stage1-sysfs.js ;; 2) echo stage2-pfholder.js ;; 3) echo stage3-broker.js ;; esac
+}
+stage_name() {
+  case $1 in
+    1) echo "sysfs case table (RealSysfs on the real /sys)" ;;
+    2) echo "PF holder against vfio-pci" ;;
+    3) echo "the broker: vfbroker serve, D-Bus, CLI consumers, VFIO opens" ;;
+  esac
+}
 while [ $# -gt 0 ]; do
   case $1 in
     --keep) KEEP=1 ;;
     --build-dir) BUILD=${2:?--build-dir needs a directory}; shift ;;
-    --stages) STAGES=${2:?--stages needs a list such as 12}; shift ;;
+    --stages) STAGES=${2:?--stages needs a list such as 123}; shift ;;
     -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -45,12 +56,12 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" = 0 ] || die "must run as root: it installs packages with apt-get and keeps its cache in /var/cache (run: sudo $0)"
-[[ $STAGES =~ ^[12]+$ ]] || die "--stages takes digits 1 and 2, e.g. 12"
+[[ $STAGES =~ ^[123]+$ ]] || die "--stages takes digits 1 to 3, e.g. 123"
 # Inside the guest the project is mounted at the same path, so the build directory must live in it.
 BUILD=$(cd "$BUILD" 2> /dev/null && pwd) || die "build directory not found: run 'npm run build' first (or pass --build-dir)"
 case $BUILD/ in "$PROJECT"/*) ;; *) die "the build directory $BUILD is not inside the project $PROJECT" ;; esac
 for s in $(echo "$STAGES" | grep -o .); do
-  js=$BUILD/test/kernel/$([ "$s" = 1 ] && echo stage1-sysfs.js || echo stage2-pfholder.js)
+  js=$BUILD/test/kernel/$(stage_script "$s")
   [ -f "$js" ] || die "$js is missing: run 'npm run build' first (or pass --build-dir)"
 done
 # The kernel command line carries these paths to /init and cannot quote.
@@ -114,7 +125,6 @@ echo "$results" | grep '^ENV ' | sed 's/^ENV /guest: /'
 passed=0
 failed=0
 skipped=0
-stage_name() { [ "$1" = 1 ] && echo "sysfs case table (RealSysfs on the real /sys)" || echo "PF holder against vfio-pci"; }
 for s in $(echo "$STAGES" | grep -o .); do
   echo "stage $s: $(stage_name "$s")"
   cases=$(echo "$results" | grep "^CASE $s " | cut -d' ' -f3-)

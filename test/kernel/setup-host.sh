@@ -11,6 +11,7 @@
 #   kmod            depmod: the kernel .deb ships no modules.dep, and the initramfs builder reads it
 #   cpio, xz-utils, zstd   pack the initramfs; the backports kernel's modules are .ko.xz and busybox insmod
 #                   loads only uncompressed ones
+#   dbus-daemon     stage 3's private bus; the guest runs the host's, from the shared /usr
 #   QEMU >= 8.0     the 82576 'igb' model (the SR-IOV PF we test against) appeared in QEMU 8.0; bookworm has
 #                   7.2, so it comes from bookworm-backports (QEMU 10)
 #   a Debian kernel downloaded with apt-get download and unpacked with dpkg -x: never installed, so the host's
@@ -33,7 +34,7 @@ KERNEL_READY=$KDIR/.complete
 missing_tools=()
 # busybox-static specifically: the plain 'busybox' package is dynamically linked, useless in the initramfs.
 dpkg-query -W -f='${Status}' busybox-static 2> /dev/null | grep -q 'ok installed' || missing_tools+=(busybox-static)
-for t in depmod:kmod cpio:cpio xz:xz-utils zstd:zstd; do
+for t in depmod:kmod cpio:cpio xz:xz-utils zstd:zstd dbus-daemon:dbus-daemon; do
   command -v "${t%%:*}" > /dev/null || missing_tools+=("${t#*:}")
 done
 need_qemu=0

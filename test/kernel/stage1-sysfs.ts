@@ -24,7 +24,7 @@ async function main(pf: string): Promise<void> {
     pfKernelDriver: 'igb',
     vfKernelDriver: 'igbvf',
     stubDriver: 'pci-pf-stub',
-    // QEMU's igb model offers 8 VFs; Linux's igb driver enables at most 7.
+    // QEMU's igb model offers 8 VFs; Linux's igb lowers sriov_totalvfs to 7 while it is bound.
     totalVfs: 8,
     driverVfLimit: 7,
     // busybox dmesg: the whole ring buffer, oldest line first.

@@ -31,7 +31,8 @@ export function readAttribute(dev: DeviceState, name: DeviceAttribute): string {
     case 'reset_method':
       return dev.resetMethods.join(' ');
     case 'sriov_totalvfs':
-      return String(sriovOf(dev).totalVfs);
+      // pci_sriov_get_totalvfs: the bound driver's limit when its probe set one.
+      return String(sriovOf(dev).driverMaxVfs);
     case 'sriov_numvfs':
       return String(sriovOf(dev).numVfs);
     case 'sriov_offset':

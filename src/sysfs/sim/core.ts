@@ -112,11 +112,22 @@ function probe(state: SimState, dev: DeviceState, drv: DriverModel): string | nu
       return probeFailed(state, dev, drv, 'EBUSY');
     }
   }
+  probed(dev, drv);
+  notifyBound(state, dev);
+  return null;
+}
+
+/** What a successful probe leaves on the device, at boot (the fixture loader) or later. */
+export function probed(dev: DeviceState, drv: DriverModel): void {
   dev.driver = drv.name;
   // vfio_pci_vf_init: every PF gets a random VF token at bind; VFs and plain devices get none.
   if (drv.kind === 'vfio-pci' && dev.sriov !== null) dev.vfTokenSha256 = null;
-  notifyBound(state, dev);
-  return null;
+  // pci_sriov_set_totalvfs refuses a limit above TotalVFs (EINVAL) and any limit while VFs are
+  // enabled (EBUSY); the driver ignores both, and the limit stays what it was.
+  const sriov = dev.sriov;
+  const limit = drv.setsTotalVfs;
+  if (sriov !== null && limit !== null && limit <= sriov.totalVfs && sriov.numVfs === 0)
+    sriov.driverMaxVfs = limit;
 }
 
 function probeFailed(state: SimState, dev: DeviceState, drv: DriverModel, errno: string): string {
@@ -133,7 +144,11 @@ function release(state: SimState, dev: DeviceState): void {
   const drv = findDriver(state, dev.driver);
   if (drv?.kind === 'vfio-pci' && isOpen(state, dev.address)) refuse('EBUSY');
   if (dev.sriov !== null && dev.sriov.numVfs > 0 && drv?.removeDisablesSriov === true) disableVfs(state, dev);
-  if (dev.sriov !== null && dev.sriov.numVfs > 0) klog(state, dev, 'driver left SR-IOV enabled after remove');
+  if (dev.sriov !== null) {
+    // pci_iov_remove: whatever limit the driver set goes with it.
+    dev.sriov.driverMaxVfs = dev.sriov.totalVfs;
+    if (dev.sriov.numVfs > 0) klog(state, dev, 'driver left SR-IOV enabled after remove');
+  }
   dev.driver = null;
   delete dev.vfTokenSha256;
 }

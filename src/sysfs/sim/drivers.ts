@@ -4,8 +4,12 @@
  * gets the same igb.
  *
  * Sources (Linux 6.1–6.12):
- * - igb: igb_main.c — igb_pci_sriov_configure → igb_enable_sriov answers EPERM above 7 VFs although
- *   the 82576 reports TotalVFs 8; igb_remove → igb_disable_sriov removes the VFs.
+ * - igb: igb_main.c — igb_probe_vfs calls pci_sriov_set_totalvfs(pdev, 7): the 82576 reports TotalVFs
+ *   8, but while igb is bound sriov_totalvfs reads 7 and sriov_numvfs refuses 8 with ERANGE before
+ *   igb is asked (its own EPERM above 7 is reachable only through its max_vfs module parameter);
+ *   igb_remove → igb_disable_sriov removes the VFs.
+ * - Of the other drivers modelled here, none calls pci_sriov_set_totalvfs (mlx5_core reads TotalVFs
+ *   and keeps it). ixgbe, not modelled, does: 63 of the 82599's 64.
  * - igbvf: igbvf/netdev.c id table (82576 VF 10ca, 82576 QT VF 152d, I350 VF 1520).
  * - vfio-pci: vfio_pci.c / vfio_pci_core.c — only driver_override matches it; sriov_configure needs
  *   enable_sriov=Y (else ENOENT); probe refuses a PF with VFs (EBUSY); remove disables SR-IOV.
@@ -26,7 +30,7 @@ export const BUILTIN_DRIVERS: readonly DriverModel[] = [
     ids: intel(0x10c9, 0x10e6, 0x10e7, 0x10e8, 0x150a, 0x150d, 0x1518, 0x1526),
     kind: 'kernel',
     sriovConfigure: true,
-    vfLimit: 7,
+    setsTotalVfs: 7,
     removeDisablesSriov: true,
   },
   {
@@ -35,7 +39,7 @@ export const BUILTIN_DRIVERS: readonly DriverModel[] = [
     ids: intel(0x10ca, 0x152d, 0x1520),
     kind: 'kernel',
     sriovConfigure: false,
-    vfLimit: null,
+    setsTotalVfs: null,
     removeDisablesSriov: false,
   },
   {
@@ -44,7 +48,7 @@ export const BUILTIN_DRIVERS: readonly DriverModel[] = [
     ids: [],
     kind: 'vfio-pci',
     sriovConfigure: true,
-    vfLimit: null,
+    setsTotalVfs: null,
     removeDisablesSriov: true,
   },
   {
@@ -54,7 +58,7 @@ export const BUILTIN_DRIVERS: readonly DriverModel[] = [
     ids: mellanox(0x1017, 0x1018, 0x1019, 0x101a),
     kind: 'kernel',
     sriovConfigure: true,
-    vfLimit: null,
+    setsTotalVfs: null,
     removeDisablesSriov: true,
   },
   {
@@ -63,7 +67,7 @@ export const BUILTIN_DRIVERS: readonly DriverModel[] = [
     ids: [{ vendor: 0x1d0f, device: 0x0053 }],
     kind: 'kernel',
     sriovConfigure: true,
-    vfLimit: null,
+    setsTotalVfs: null,
     removeDisablesSriov: false,
   },
 ];

@@ -1,7 +1,8 @@
 /**
  * Writing sriov_numvfs (drivers/pci/iov.c sriov_numvfs_store) and the drivers' sriov_configure
- * callbacks. The order of the checks is the kernel's, and it shows: a count above TotalVFs is ERANGE
- * even on a PF without a driver, and writing the current count succeeds even then.
+ * callbacks. The order of the checks is the kernel's, and it shows: a count above sriov_totalvfs is
+ * ERANGE even on a PF without a driver, and writing the current count succeeds even then. The bound
+ * driver's own limit is in sriov_totalvfs (igb: 7 of 8), so it is ERANGE too, before the driver is asked.
  */
 import { disableVfs, enableVfs, findDriver, klog } from './core.js';
 import { kstrtou16 } from './kstrtox.js';
@@ -13,7 +14,7 @@ export function storeNumVfs(state: SimState, pf: DeviceState, sriov: SriovState,
   // Every parse failure is EINVAL here, overflow included: the store does not pass kstrtou16's ERANGE on.
   if ('error' in parsed) refuse('EINVAL');
   const n = parsed.value;
-  if (n > sriov.totalVfs) refuse('ERANGE');
+  if (n > sriov.driverMaxVfs) refuse('ERANGE');
   if (n === sriov.numVfs) return;
   const drv = findDriver(state, pf.driver);
   if (drv === undefined) {
@@ -38,6 +39,5 @@ function sriovConfigure(state: SimState, pf: DeviceState, drv: DriverModel, n: n
     disableVfs(state, pf);
     return;
   }
-  if (drv.vfLimit !== null && n > drv.vfLimit) refuse('EPERM');
   enableVfs(state, pf, n);
 }

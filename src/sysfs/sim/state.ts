@@ -26,15 +26,24 @@ const DriverModelSchema = z.strictObject({
   kind: z.enum(['kernel', 'vfio-pci']),
   /** Whether it has a sriov_configure callback (without one, sriov_numvfs answers ENOENT). */
   sriovConfigure: z.boolean(),
-  /** More VFs than this and its sriov_configure answers EPERM (igb: 7); null for no limit of its own. */
-  vfLimit: u16.nullable(),
+  /**
+   * What its probe passes to pci_sriov_set_totalvfs (igb: 7): sriov_totalvfs reads this while it is
+   * bound, so sriov_numvfs refuses more with ERANGE. null when its probe leaves TotalVFs alone.
+   */
+  setsTotalVfs: u16.nullable(),
   /** Whether its remove() disables SR-IOV; pci-pf-stub's does not, so its VFs outlive the unbind. */
   removeDisablesSriov: z.boolean(),
 });
 export type DriverModel = z.infer<typeof DriverModelSchema>;
 
 const SriovStateSchema = z.strictObject({
+  /** TotalVFs of the SR-IOV capability: what the device offers. */
   totalVfs: u16.min(1),
+  /**
+   * The kernel's driver_max_VFs: TotalVFs, or the lower limit the bound driver set at probe. It is
+   * what sriov_totalvfs shows and what sriov_numvfs checks; unbinding the driver restores TotalVFs.
+   */
+  driverMaxVfs: u16,
   offset: u16.min(1),
   stride: u16,
   vfDevice: u16,
@@ -71,7 +80,8 @@ const DeviceStateSchema = z.strictObject({
 export type DeviceState = z.infer<typeof DeviceStateSchema>;
 
 export const SimStateSchema = z.strictObject({
-  version: z.literal(1),
+  /** Raised whenever the shape changes, so a state file from an older build is refused, not half-read. */
+  version: z.literal(2),
   /** Loaded drivers, in the order they registered: the order drivers_probe tries them in. */
   drivers: z.array(DriverModelSchema),
   /** /sys/module/<module>/parameters/<param> → value as read back ("Y", "N", "0"…). */

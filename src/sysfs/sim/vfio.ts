@@ -7,11 +7,10 @@
  * to a file, and no message or log line here mentions one.
  */
 import { createHash } from 'node:crypto';
+import { isUuid } from '../../uuid.js';
 import { findDevice, isOpen, isVfio, klog, virtfns } from './core.js';
 import { refuse } from './refusal.js';
 import type { DeviceState, SimState } from './state.js';
-
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /** The device a GET_DEVICE_FD string names (its first word), if any. */
 export function requestedDevice(request: string): string {
@@ -42,7 +41,7 @@ export function closeDevice(state: SimState, handle: number): void {
 export function setVfToken(state: SimState, handle: number, token: string): void {
   const dev = handleDevice(state, handle);
   if (dev.vfTokenSha256 === undefined) refuse('ENOTTY');
-  if (!UUID.test(token)) refuse('EINVAL');
+  if (!isUuid(token)) refuse('EINVAL');
   dev.vfTokenSha256 = sha256(token);
 }
 
@@ -69,7 +68,7 @@ function parseOptions(rest: string): string | null {
     if (option === '') continue;
     if (token !== null || !option.startsWith('vf_token=')) refuse('EINVAL');
     const value = option.slice('vf_token='.length);
-    if (!UUID.test(value)) refuse('EINVAL');
+    if (!isUuid(value)) refuse('EINVAL');
     token = value;
   }
   return token;

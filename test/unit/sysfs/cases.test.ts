@@ -81,7 +81,7 @@ describe('runSysfsCases', () => {
     const { target } = await guestTarget();
     const results = await runSysfsCases({ ...target, vfKernelDriver: null, driverVfLimit: 8 }, [
       caseNamed('vfs-of-a-kernel-pf-go-to-the-vf-driver'),
-      caseNamed('the-driver-vf-limit-is-eperm'),
+      caseNamed('the-driver-vf-limit-is-erange'),
     ]);
     assert.deepEqual(
       results.map((r) => [r.ok, r.skipped, r.detail]),

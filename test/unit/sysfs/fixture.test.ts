@@ -199,7 +199,7 @@ describe('malformed host fixtures', () => {
     const file = join(dir, 'custom.yaml');
     await writeFile(
       file,
-      `drivers: [{ name: acme-pf, ids: ["1234:0001"], sriovConfigure: true, vfLimit: 3, removeDisablesSriov: false }]
+      `drivers: [{ name: acme-pf, ids: ["1234:0001"], sriovConfigure: true, setsTotalVfs: 3, removeDisablesSriov: false }]
 devices:
   - { address: "0000:10:00.0", id: "1234:0001", class: "ff0000", driver: acme-pf,
       sriov: { totalVfs: 4, offset: 1, stride: 1, vfDevice: "0002", driversAutoprobe: false } }
@@ -213,12 +213,13 @@ devices:
         ids: [{ vendor: 0x1234, device: 1 }],
         kind: 'kernel',
         sriovConfigure: true,
-        vfLimit: 3,
+        setsTotalVfs: 3,
         removeDisablesSriov: false,
       },
     ]);
     assert.deepEqual(state.devices['0000:10:00.0']?.sriov, {
       totalVfs: 4,
+      driverMaxVfs: 3,
       offset: 1,
       stride: 1,
       vfDevice: 2,

@@ -43,8 +43,9 @@ describe('shipped host fixtures', () => {
     assert.equal(await sim.driver(a('0000:5e:00.0')), 'mlx5_core');
     assert.equal(await sim.readAttribute(a('0000:b1:00.0'), 'sriov_totalvfs'), '16');
     assert.equal(await sim.moduleParameter('vfio_pci', 'disable_idle_d3'), 'Y');
-    // igb's limit: 7 of the 8 VFs the 82576 offers.
-    assert.equal(await errnoOf(sim.writeAttribute(a('0000:04:00.0'), 'sriov_numvfs', '8')), 'EPERM');
+    // igb's limit: 7 of the 8 VFs the 82576 offers, in sriov_totalvfs since its probe.
+    assert.equal(await sim.readAttribute(a('0000:04:00.0'), 'sriov_totalvfs'), '7');
+    assert.equal(await errnoOf(sim.writeAttribute(a('0000:04:00.0'), 'sriov_numvfs', '8')), 'ERANGE');
     assert.equal(await errnoOf(sim.writeAttribute(a('0000:04:00.0'), 'sriov_numvfs', '7')), 'OK');
   });
 });
@@ -170,6 +171,30 @@ devices:
     assert.equal(sim.kernelLog().at(-1), 'pci-pf-stub 0000:00:04.0: driver left SR-IOV enabled after remove');
     assert.equal(await errnoOf(sim.bind(pf, 'pci-pf-stub')), 'OK');
     assert.equal(await errnoOf(sim.writeAttribute(pf, 'sriov_numvfs', '0')), 'OK');
+  });
+
+  it('keeps TotalVFs when igb binds over VFs another driver left (pci_sriov_set_totalvfs: EBUSY)', async () => {
+    const sim = await host('qemu-igb-guest.yaml');
+    const pf = a('0000:00:04.0');
+    await sim.writeAttribute(pf, 'driver_override', 'pci-pf-stub');
+    await sim.unbind(pf);
+    await sim.probe(pf);
+    assert.equal(await sim.readAttribute(pf, 'sriov_totalvfs'), '8');
+    await sim.writeAttribute(pf, 'sriov_numvfs', '2');
+    await sim.unbind(pf);
+    await sim.writeAttribute(pf, 'driver_override', '');
+    await sim.bind(pf, 'igb');
+    assert.equal(await sim.readAttribute(pf, 'sriov_totalvfs'), '8');
+  });
+
+  it('ignores a driver limit above TotalVFs, as pci_sriov_set_totalvfs does (EINVAL)', async () => {
+    const sim = await fromYaml(`
+drivers: [{ name: acme-pf, ids: ["1234:0001"], sriovConfigure: true, setsTotalVfs: 9 }]
+devices:
+  - { address: "0000:10:00.0", id: "1234:0001", class: "ff0000", driver: acme-pf,
+      sriov: { totalVfs: 4, offset: 1, stride: 1, vfDevice: "0002" } }
+`);
+    assert.equal(await sim.readAttribute(a('0000:10:00.0'), 'sriov_totalvfs'), '4');
   });
 
   it('stores driver_override as driver_set_override does', async () => {
