@@ -229,6 +229,11 @@ export class Broker implements BrokerApi {
         },
       );
     }
+    // Plan first: a count the device or its driver cannot take is refused before anything changes.
+    await pfUp(this.#d.context, managed.plugin, pluginPfConfig(managed.entry, count), null, {
+      dryRun: true,
+      check: this.#d.planCheck(managed),
+    });
     const previous = managed.wantedVfs;
     managed.wantedVfs = count;
     await this.#d.bringUp(managed);

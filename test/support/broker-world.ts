@@ -48,6 +48,8 @@ export interface BrokerWorldOptions {
   readonly logger: Logger;
   /** How the PFs' simulated drivers rotate; live unless given. */
   readonly mode?: 'live' | 'drain';
+  /** policy.yaml owner rules: applications (by uid) that may set the VF count of PF number `pf`. */
+  readonly owners?: readonly { readonly uid: number; readonly pf: number }[];
 }
 
 export interface OnBus {
@@ -176,7 +178,11 @@ export class BrokerWorld {
     });
     await rotator.recover();
     const accounts = parseAccounts('', '', { passwdFile: '/dev/null', groupFile: '/dev/null' });
-    const policy = parsePolicyConfig(policyYaml(options.guests), join(dir, 'policy.yaml'), accounts);
+    const policy = parsePolicyConfig(
+      policyYaml(options.guests, options.owners ?? []),
+      join(dir, 'policy.yaml'),
+      accounts,
+    );
     const broker = new Broker({
       hostId: 'broker-world',
       pfs,
@@ -290,13 +296,17 @@ function hostYaml(pfCount: number, vfs: number): string {
   ].join('\n');
 }
 
-function policyYaml(guests: readonly WorldGuest[]): string {
-  if (guests.length === 0) return 'rules: []\n';
+function policyYaml(guests: readonly WorldGuest[], owners: readonly { uid: number; pf: number }[]): string {
+  const ownerLines =
+    owners.length === 0
+      ? []
+      : ['owners:', ...owners.map((o) => `  - app: { user: ${o.uid} }\n    pf: ${pfAddress(o.pf)}`)];
+  if (guests.length === 0) return ['rules: []', ...ownerLines, ''].join('\n');
   const rules = guests.map((g) => {
     const grants = g.grants.map(
       (v) => `      - pf: ${pfAddress(v.pf)}\n        vfs: ["${v.first}-${v.last}"]`,
     );
     return [`  - guest: ${g.uuid}`, `    name: ${g.name}`, '    vfs:', ...grants].join('\n');
   });
-  return `rules:\n${rules.join('\n')}\n`;
+  return [`rules:\n${rules.join('\n')}`, ...ownerLines, ''].join('\n');
 }

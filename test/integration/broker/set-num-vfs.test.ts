@@ -1,0 +1,96 @@
+/**
+ * SetNumVfs (issue 11 §3): the owner of a PF that the policy names — or root — changes its VF
+ * count through the PF's plugin, with the same checks as `pf up`; anyone else is refused, and so
+ * is a change that would take VFs from a running guest.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Caller } from '../../../src/broker/api.js';
+import { VfbError } from '../../../src/errors.js';
+import { BrokerWorld, pfAddress, vfAddress } from '../../support/broker-world.js';
+import { captureLogs } from '../../support/log-capture.js';
+
+const OWNER_UID = 4242;
+const GUEST = {
+  uuid: '5d0c1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f',
+  name: 'vdu-1',
+  grants: [{ pf: 0, first: 0, last: 3 }],
+};
+const caller = (uid: number): Caller => ({
+  uid,
+  pid: 1000 + uid,
+  gids: [],
+  unit: null,
+  busName: `:1.${uid}`,
+});
+
+function refused(code: string, message: RegExp) {
+  return (err: unknown) => {
+    assert.ok(err instanceof VfbError, String(err));
+    assert.equal(err.code, code);
+    assert.match(err.message, message);
+    return true;
+  };
+}
+
+describe('SetNumVfs', () => {
+  let world: BrokerWorld;
+  before(async () => {
+    world = await BrokerWorld.start({
+      pfCount: 2,
+      vfs: 4,
+      guests: [GUEST],
+      owners: [{ uid: OWNER_UID, pf: 0 }],
+      logger: captureLogs().logger,
+    });
+  });
+  after(() => world.dispose());
+
+  it('lets the owner the policy names change the VF count, through the plugin', async () => {
+    await world.broker.setNumVfs(caller(OWNER_UID), pfAddress(0), 2);
+    const [pf] = await world.broker.listPfs(caller(OWNER_UID));
+    assert.equal(pf?.numVfs, 2);
+    assert.equal(pf?.state, 'up');
+    assert.deepEqual(await world.sim.virtfns(pfAddress(0)), [vfAddress(0, 0), vfAddress(0, 1)]);
+  });
+
+  it('refuses a caller the policy does not name, for this PF or any other', async () => {
+    await assert.rejects(
+      world.broker.setNumVfs(caller(1001), pfAddress(0), 4),
+      refused('DENIED', /^uid 1001 may not set the VF count of 0000:10:00\.0: no owner rule/),
+    );
+    await assert.rejects(
+      world.broker.setNumVfs(caller(OWNER_UID), pfAddress(1), 1),
+      refused('DENIED', /may not set the VF count of 0000:11:00\.0/),
+    );
+    assert.equal((await world.sim.virtfns(pfAddress(1))).length, 4, 'nothing changed');
+  });
+
+  it('refuses to change the count while a guest holds one of the PF’s VFs', async () => {
+    const root = caller(0);
+    await world.broker.setNumVfs(root, pfAddress(0), 4);
+    const token = await world.broker.getToken(root, vfAddress(0, 1));
+    const [v] = await world.broker.prepareGuest(root, GUEST.uuid, GUEST.name, [
+      { address: vfAddress(0, 1), presentedToken: token },
+    ]);
+    assert.equal(v?.verdict, 'ok');
+    await assert.rejects(
+      world.broker.setNumVfs(caller(OWNER_UID), pfAddress(0), 2),
+      refused('BUSY', /has VFs in use by vdu-1/),
+    );
+    await world.broker.releaseGuest(root, GUEST.uuid, 'shutdown');
+    await world.broker.setNumVfs(caller(OWNER_UID), pfAddress(0), 2);
+  });
+
+  it('applies the plugin’s limits', async () => {
+    await assert.rejects(
+      world.broker.setNumVfs(caller(0), pfAddress(0), 100),
+      (err: unknown) => err instanceof VfbError,
+    );
+    assert.equal(
+      (await world.broker.listPfs(caller(0)))[0]?.state,
+      'up',
+      'a refused count leaves the PF as it was',
+    );
+  });
+});
