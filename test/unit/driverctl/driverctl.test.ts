@@ -13,13 +13,13 @@ import { parseBrokerConfig, type PfConfig as PfEntry } from '../../../src/config
 import { driverctlCommands } from '../../../src/driverctl/commands.js';
 import { checkDriverctl } from '../../../src/driverctl/conflicts.js';
 import { vfAddresses } from '../../../src/driverctl/vf-addresses.js';
-import { VfbError } from '../../../src/errors.js';
 import type { PciAddress } from '../../../src/pci/address.js';
 import type { PfConfig, Plugin } from '../../../src/plugins/contract.js';
 import { pfUp } from '../../../src/plugins/lifecycle/pf.js';
 import type { PfPlan } from '../../../src/plugins/plan.js';
 import { installDpdkApp, installMellanoxTools } from '../plugins/support/programs.js';
 import { TOKEN, makeWorld, sysfsState, type World } from '../plugins/support/world.js';
+import { rejection } from '../../support/rejection.js';
 
 const BROKER_YAML = '/etc/vfbroker/broker.yaml';
 const PF = '0000:04:00.0' as PciAddress;
@@ -42,16 +42,6 @@ function brokerYaml(directory: string): string {
 
 function pluginConfig(entry: PfEntry): PfConfig {
   return { address: entry.address, vfs: entry.vfs, options: entry.options, vfDrivers: entry.vfDrivers };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<VfbError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof VfbError, String(err));
-    return err;
-  }
-  assert.fail('expected a VfbError');
 }
 
 describe('driverctl overrides against a plan', () => {

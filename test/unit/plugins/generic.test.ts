@@ -6,25 +6,15 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import generic from '../../../plugins/generic/index.js';
-import { VfbError } from '../../../src/errors.js';
 import type { PciAddress } from '../../../src/pci/address.js';
 import type { PfConfig, Plugin } from '../../../src/plugins/contract.js';
 import { pfDown, pfStatus, pfUp, restartDriver, rotateLive } from '../../../src/plugins/lifecycle/pf.js';
 import { installHolder, type HolderBehaviour } from './support/programs.js';
 import { OTHER_TOKEN, TOKEN, makeWorld, vfOpens, type World } from './support/world.js';
+import { rejection } from '../../support/rejection.js';
 
 const PF = '0000:00:04.0' as PciAddress;
 const CONFIG: PfConfig = { address: PF, vfs: 2 };
-
-async function rejection(promise: Promise<unknown>): Promise<VfbError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof VfbError, String(err));
-    return err;
-  }
-  assert.fail('expected a VfbError');
-}
 
 describe('generic plugin', () => {
   let world: World;

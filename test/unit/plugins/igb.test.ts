@@ -8,7 +8,6 @@ import { stat, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import igb from '../../../plugins/igb/index.js';
-import { VfbError } from '../../../src/errors.js';
 import type { PciAddress } from '../../../src/pci/address.js';
 import type { PfConfig, Plugin } from '../../../src/plugins/contract.js';
 import { pfDown, pfStatus, pfUp, restartDriver, rotateLive } from '../../../src/plugins/lifecycle/pf.js';
@@ -26,6 +25,7 @@ import {
   vfOpens,
   type World,
 } from './support/world.js';
+import { rejection } from '../../support/rejection.js';
 
 const PF = '0000:04:00.0' as PciAddress;
 const APP = '/usr/bin/dpdk-pf-app';
@@ -36,16 +36,6 @@ function config(vfs: number, options: Record<string, unknown> = {}): PfConfig {
     vfs,
     options: { command: [APP, '-l', '0-1', '-a', PF], readyPattern: 'link up', ...options },
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<VfbError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof VfbError, String(err));
-    return err;
-  }
-  assert.fail('expected a VfbError');
 }
 
 describe('igb plugin', () => {

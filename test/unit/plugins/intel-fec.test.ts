@@ -7,7 +7,6 @@ import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import intelFec from '../../../plugins/intel-fec/index.js';
-import { VfbError } from '../../../src/errors.js';
 import type { PciAddress } from '../../../src/pci/address.js';
 import type { PfConfig, Plugin } from '../../../src/plugins/contract.js';
 import { pfDown, pfStatus, pfUp, restartDriver } from '../../../src/plugins/lifecycle/pf.js';
@@ -21,6 +20,7 @@ import {
   vfOpens,
   type World,
 } from './support/world.js';
+import { rejection } from '../../support/rejection.js';
 
 const ACC100 = '0000:b1:00.0' as PciAddress;
 const N3000 = '0000:1f:00.0' as PciAddress;
@@ -48,16 +48,6 @@ async function setUp(host: { name: string } | { yaml: string }): Promise<Fixture
       options: { config: CFG, logDirectory: dirs.logs, socketDirectory: dirs.sockets, ...extra },
     }),
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<VfbError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof VfbError, String(err));
-    return err;
-  }
-  assert.fail('expected a VfbError');
 }
 
 describe('intel-fec plugin', () => {

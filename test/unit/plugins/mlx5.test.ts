@@ -6,28 +6,18 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import mlx5 from '../../../plugins/mlx5/index.js';
-import { VfbError } from '../../../src/errors.js';
 import type { PciAddress } from '../../../src/pci/address.js';
 import type { PfConfig, Plugin } from '../../../src/plugins/contract.js';
 import { pfDown, pfStatus, pfUp } from '../../../src/plugins/lifecycle/pf.js';
 import { renderPlan } from '../../../src/plugins/plan.js';
 import { installMellanoxTools, type MellanoxCard } from './support/programs.js';
 import { TOKEN, makeWorld, vfOpens, type World } from './support/world.js';
+import { rejection } from '../../support/rejection.js';
 
 const PF = '0000:5e:00.0' as PciAddress;
 
 function config(vfs: number, options: Record<string, unknown> = {}): PfConfig {
   return { address: PF, vfs, options };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<VfbError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof VfbError, String(err));
-    return err;
-  }
-  assert.fail('expected a VfbError');
 }
 
 describe('mlx5 plugin', () => {

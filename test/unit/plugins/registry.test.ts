@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { VfbError } from '../../../src/errors.js';
 import type { PciAddress } from '../../../src/pci/address.js';
 import { PluginRegistry } from '../../../src/plugins/registry.js';
 import { captureLogs } from '../../support/log-capture.js';
 import { PF_STUB_HOST } from './support/scenarios.js';
 import { makeWorld, type World } from './support/world.js';
+import { rejection } from '../../support/rejection.js';
 
 const logger = captureLogs().logger;
 const PF_STUB = fileURLToPath(new URL('./fixtures/pf-stub-plugin.js', import.meta.url));
@@ -33,16 +33,6 @@ const IGB_TWIN = {
   rotation: 'drain',
   description: 'a second plugin for the 82576',
 };
-
-async function rejection(promise: Promise<unknown>): Promise<VfbError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof VfbError, String(err));
-    return err;
-  }
-  assert.fail('expected a VfbError');
-}
 
 describe('plugin registry', () => {
   let dir = '';

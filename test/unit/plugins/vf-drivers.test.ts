@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import igb from '../../../plugins/igb/index.js';
-import { VfbError } from '../../../src/errors.js';
 import type { PciAddress } from '../../../src/pci/address.js';
 import type { PfConfig, Plugin, VfDriverChoice } from '../../../src/plugins/contract.js';
 import { pfStatus, pfUp } from '../../../src/plugins/lifecycle/pf.js';
@@ -14,6 +13,7 @@ import { renderPlan } from '../../../src/plugins/plan.js';
 import { renderStatus } from '../../../src/plugins/status.js';
 import { installDpdkApp } from './support/programs.js';
 import { OTHER_TOKEN, TOKEN, makeWorld, vfOpens, type World } from './support/world.js';
+import { rejection } from '../../support/rejection.js';
 
 const PF = '0000:04:00.0' as PciAddress;
 /** VF n of port 0 sits at 04:10.(2n): offset 128, stride 2. */
@@ -28,16 +28,6 @@ function config(
   vfDrivers: readonly VfDriverChoice[] = [{ index: 3, driver: 'igbvf' }],
 ): PfConfig {
   return { address: PF, vfs, options: { command: [APP, '-a', PF], readyPattern: 'link up' }, vfDrivers };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<VfbError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof VfbError, String(err));
-    return err;
-  }
-  assert.fail('expected a VfbError');
 }
 
 describe('VFs opted in to a kernel driver (vfDrivers)', () => {
