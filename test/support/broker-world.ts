@@ -274,7 +274,7 @@ function pfEntry(i: number, vfs: number): PfEntry {
 }
 
 /** SR-IOV PFs, unbound, with vfio-pci loaded with enable_sriov: the plugin binds them. */
-function hostYaml(pfCount: number, vfs: number): string {
+export function hostYaml(pfCount: number, vfs: number): string {
   const devices = Array.from({ length: pfCount }, (_, i) =>
     [
       `  - address: "${pfAddress(i)}"`,

@@ -29,13 +29,14 @@ import type { PfConfig as PfEntry } from '../../../../src/config/broker-config.j
 import { parseAccounts } from '../../../../src/config/accounts.js';
 import { parsePolicyConfig } from '../../../../src/config/policy-config.js';
 import type { Logger } from '../../../../src/log.js';
-import { parsePciAddress, type PciAddress } from '../../../../src/pci/address.js';
+import type { PciAddress } from '../../../../src/pci/address.js';
 import type { Plugin, PluginContext } from '../../../../src/plugins/contract.js';
 import { pfUp } from '../../../../src/plugins/lifecycle/pf.js';
 import { SysfsSimulator } from '../../../../src/sysfs/simulator.js';
 import { FakeRunner } from '../../../support/fake-runner.js';
 import { captureLogs, type CapturedLogs } from '../../../support/log-capture.js';
 import { vfOpens } from '../../../unit/plugins/support/world.js';
+import { hostYaml, pfAddress, vfAddress } from '../../../support/broker-world.js';
 
 export const ROOT: Caller = { uid: 0, pid: 1, gids: [], unit: null, busName: ':1.7' };
 export const GUEST_A = { uuid: '7b2c9e1a-4d3f-4a8b-9c6e-1f2a3b4c5d6e', name: 'guest-a' } as const;
@@ -357,37 +358,6 @@ export async function eventually(what: string, done: () => boolean | Promise<boo
 function maxAgeOf(options: WorldOptions, i: number): number | null {
   const { maxAgeMs = null } = options;
   return typeof maxAgeMs === 'number' || maxAgeMs === null ? maxAgeMs : (maxAgeMs[i] ?? null);
-}
-
-function pfAddress(i: number): PciAddress {
-  return parsePciAddress(`0000:${(0x10 + i).toString(16).padStart(2, '0')}:00.0`);
-}
-
-function vfAddress(i: number, n: number): PciAddress {
-  return parsePciAddress(`0000:${(0x10 + i).toString(16).padStart(2, '0')}:00.${n + 1}`);
-}
-
-/** PFs at bus 0x10 onwards, SR-IOV with VFs at functions 1…, unbound, vfio-pci loaded with enable_sriov. */
-function hostYaml(pfCount: number, vfs: number): string {
-  const devices = Array.from({ length: pfCount }, (_, i) =>
-    [
-      `  - address: "${pfAddress(i)}"`,
-      '    id: "1b36:0010"',
-      '    class: "010802"',
-      `    iommuGroup: ${i + 1}`,
-      `    sriov: { totalVfs: ${vfs}, offset: 1, stride: 1, vfDevice: "0010" }`,
-    ].join('\n'),
-  );
-  return [
-    'description: rotation test host',
-    'drivers: [vfio-pci]',
-    'modules:',
-    '  vfio_pci:',
-    '    enable_sriov: Y',
-    'devices:',
-    ...devices,
-    '',
-  ].join('\n');
 }
 
 /** Both guests may use every VF but the last of every PF. */
