@@ -4,7 +4,7 @@
  * torn file, and created owner-only because several of them sit next to secrets.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { VfbError } from './errors.js';
 
@@ -34,6 +34,21 @@ export async function writeFileAtomic(path: string, data: string, mode: number):
     await unlink(tmp).catch(() => undefined);
     throw fileError('write', path, err);
   }
+}
+
+/**
+ * Removes what writeFileAtomic leaves behind when the process is killed between creating its
+ * temporary file and renaming it. Call before the first write, while no write can be under way.
+ */
+export async function removeStaleTemporaries(path: string): Promise<void> {
+  const dir = dirname(path);
+  const prefix = `.${basename(path)}.`;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  await Promise.all(
+    names
+      .filter((n) => n.startsWith(prefix) && n.endsWith('.tmp'))
+      .map((n) => unlink(join(dir, n)).catch(() => undefined)),
+  );
 }
 
 /** Parsed JSON of a file, or null when it does not exist. */

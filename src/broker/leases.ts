@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { VfbError } from '../errors.js';
 import { isPciAddress, type PciAddress } from '../pci/address.js';
-import { readJsonFile, writeFileAtomic } from '../state-files.js';
+import { readJsonFile, removeStaleTemporaries, writeFileAtomic } from '../state-files.js';
 
 export type LeaseState = 'pending' | 'active';
 
@@ -61,6 +61,7 @@ export class LeaseTable {
   /** Loads the table from its file; a missing file is an empty table, a corrupt one an error. */
   static async open(options: LeaseTableOptions): Promise<LeaseTable> {
     const table = new LeaseTable(options);
+    await removeStaleTemporaries(options.file);
     const raw = await readJsonFile(options.file);
     if (raw !== null) {
       const parsed = fileSchema.safeParse(raw);

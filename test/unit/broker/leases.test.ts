@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -39,6 +39,13 @@ describe('LeaseTable', () => {
     );
     assert.deepEqual(await reopened.release(GUEST_A), [VF1]);
     assert.equal((await open()).get(VF1), undefined);
+  });
+
+  it('removes the temporary file a killed write left behind', async () => {
+    await writeFile(join(dir, '.leases.json.0a1b2c3d4e5f.tmp'), '{"version":1,"le');
+    await writeFile(join(dir, 'other.tmp'), 'not ours');
+    await open();
+    assert.deepEqual((await readdir(dir)).sort(), ['other.tmp']);
   });
 
   it('writes the file owner-only', async () => {
