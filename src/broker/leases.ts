@@ -35,8 +35,50 @@ const leaseSchema = z.strictObject({
 });
 const fileSchema = z.strictObject({ version: z.literal(1), leases: z.array(leaseSchema).max(100_000) });
 
-/** Edits a copy of the table; true when it changed something. */
-type Change = (table: Map<PciAddress, Lease>) => boolean;
+/**
+ * The table as a change sees it: reads go to the current table until the first write, which copies
+ * it. A call that changes nothing (a guest asking again for VFs it holds) costs no copy and no write.
+ */
+class Draft {
+  readonly #base: ReadonlyMap<PciAddress, Lease>;
+  #copy: Map<PciAddress, Lease> | null = null;
+
+  constructor(base: ReadonlyMap<PciAddress, Lease>) {
+    this.#base = base;
+  }
+
+  get changed(): boolean {
+    return this.#copy !== null;
+  }
+
+  get(vf: PciAddress): Lease | undefined {
+    return (this.#copy ?? this.#base).get(vf);
+  }
+
+  /** A snapshot to iterate, so writes during the loop are safe. */
+  [Symbol.iterator](): IterableIterator<[PciAddress, Lease]> {
+    return [...(this.#copy ?? this.#base)][Symbol.iterator]();
+  }
+
+  set(vf: PciAddress, lease: Lease): void {
+    this.#writable().set(vf, lease);
+  }
+
+  delete(vf: PciAddress): void {
+    this.#writable().delete(vf);
+  }
+
+  /** The table with every change applied. */
+  result(): Map<PciAddress, Lease> {
+    return this.#copy ?? new Map(this.#base);
+  }
+
+  #writable(): Map<PciAddress, Lease> {
+    return (this.#copy ??= new Map(this.#base));
+  }
+}
+
+type Change = (table: Draft) => void;
 
 export interface LeaseTableOptions {
   readonly file: string;
@@ -102,14 +144,11 @@ export class LeaseTable {
   ): Promise<void> {
     return this.#mutate((table) => {
       const since = this.#now();
-      let changed = false;
       for (const { vf, pf } of vfs) {
         const held = table.get(vf);
         if (held?.guestUuid === guestUuid && !this.#expired(held)) continue;
         table.set(vf, { vf, pf, guestUuid, guestName, state: 'pending', since });
-        changed = true;
       }
-      return changed;
     });
   }
 
@@ -124,7 +163,6 @@ export class LeaseTable {
           n++;
         }
       }
-      return n > 0;
     });
     return n;
   }
@@ -139,7 +177,6 @@ export class LeaseTable {
           released.push(vf);
         }
       }
-      return released.length > 0;
     });
     return released;
   }
@@ -158,7 +195,6 @@ export class LeaseTable {
           gone.add(lease.guestName);
         }
       }
-      return gone.size > 0;
     });
     return [...gone];
   }
@@ -181,11 +217,11 @@ export class LeaseTable {
     this.#writing = true;
     while (this.#waiting.length > 0) {
       const batch = this.#waiting.splice(0);
-      const next = new Map(this.#byVf);
-      let changed = false;
-      for (const { change } of batch) changed = change(next) || changed;
+      const draft = new Draft(this.#byVf);
+      for (const { change } of batch) change(draft);
       try {
-        if (changed) {
+        if (draft.changed) {
+          const next = draft.result();
           for (const [vf, lease] of next) if (this.#expired(lease)) next.delete(vf);
           await writeFileAtomic(
             this.#file,
