@@ -44,11 +44,14 @@ export class Virsh {
   }
 
   /**
-   * `virsh -c URI define --file /dev/stdin < XML`. `secrets` (the tokens in the XML) are scrubbed from
+   * `cat | virsh -c URI define --file /dev/stdin < XML`. `secrets` (the tokens in the XML) are scrubbed from
    * anything virsh prints before it becomes part of an error.
    */
   async define(xml: string, secrets: readonly string[]): Promise<void> {
-    const argv = this.argv(['define', '--file', '/dev/stdin']);
+    // Node gives a child a socket, not a pipe, as stdin, and virsh cannot open /dev/stdin on a
+    // socket (ENXIO): `cat` in between makes it a pipe. The arguments reach virsh as "$@", never
+    // through the shell's parser, and the XML never touches a file.
+    const argv: Argv = ['sh', '-c', 'cat | exec "$0" "$@"', ...this.argv(['define', '--file', '/dev/stdin'])];
     const result = await this.runner.run(argv, { timeoutMs: this.timeoutMs, input: xml });
     requireSuccess(argv, {
       ...result,

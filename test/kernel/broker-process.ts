@@ -30,13 +30,26 @@ export interface CliResult {
  * `node main.js <args>` as `who`, with no input; resolves when it has exited and closed its output.
  * A process that could not start at all resolves with code null and the reason as its stderr.
  */
-export function runCli(args: readonly string[], who: Identity): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI_MAIN, ...args], {
+export function runCli(args: readonly string[], who: Identity, path?: string): Promise<CliResult> {
+  return runProgram(process.execPath, [CLI_MAIN, ...args], who, path);
+}
+
+/**
+ * Any program, as runCli runs the CLI: as `who`, no input, a consumer's own environment (PATH the
+ * system's directories unless `path` is given).
+ */
+export function runProgram(
+  file: string,
+  args: readonly string[],
+  who: Identity,
+  path = '/usr/bin:/bin:/usr/sbin:/sbin',
+): Promise<CliResult> {
+  const child = spawn(file, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     uid: who.uid,
     gid: who.gid,
     // A consumer's own environment: nothing of root's.
-    env: { PATH: '/usr/bin:/bin', HOME: '/' },
+    env: { PATH: path, HOME: '/' },
   });
   let stdout = '';
   let stderr = '';

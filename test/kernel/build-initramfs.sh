@@ -87,6 +87,9 @@ for m in $ORDER; do
   esac
   echo "$plain" >> "$R/modules.load"
 done
+# libvirt (stage 4) looks up a VF's vfio-pci variant driver in modules.alias and refuses to start a guest
+# with a PCI hostdev when it cannot read the file.
+cp "$KDIR/lib/modules/$KVER/modules.alias" "$R/lib/modules/$KVER/"
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "$OUT"

@@ -12,6 +12,11 @@ export PATH=/bin:/usr/bin HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# What udev makes on a host; virsh define reads a definition from /dev/stdin (vfbroker guest attach/sync).
+ln -s /proc/self/fd /dev/fd
+ln -s /proc/self/fd/0 /dev/stdin
+ln -s /proc/self/fd/1 /dev/stdout
+ln -s /proc/self/fd/2 /dev/stderr
 up() { cut -d' ' -f1 /proc/uptime; }
 mark() { echo "@@VFB $*"; }
 # run.sh's boot watchdog waits for this line.
@@ -79,15 +84,24 @@ case $VFB_STAGES in *2*)
   run_stage 2 "$VFB_BUILD/test/kernel/stage2-pfholder.js" "$PF"
   ;;
 esac
-case $VFB_STAGES in *3*)
-  # The accounts stage 3's policy and CLI calls use: a consumer policy.yaml grants VF 1 by uid, and a
-  # stranger it grants nothing. The policy loader and dbus-daemon read these files (no other NSS).
+# The accounts stages 3 and 4 use: a consumer policy.yaml grants VF 1 by uid, and a stranger it grants
+# nothing. The policy loader, dbus-daemon and libvirtd read these files (no other NSS). libvirtd looks
+# up Debian's compiled-in QEMU user and group before it reads qemu.conf (which says root), so they exist.
+case $VFB_STAGES in *[34]*)
   mkdir -p /etc /tmp
   printf '%s\n' root:x:0:0:root:/root:/bin/sh vfb-consumer:x:1001:1001::/:/bin/false \
-    vfb-stranger:x:1002:1002::/:/bin/false > /etc/passwd
-  printf '%s\n' root:x:0: vfb-consumer:x:1001: vfb-stranger:x:1002: > /etc/group
+    vfb-stranger:x:1002:1002::/:/bin/false libvirt-qemu:x:64055:107::/var/lib/libvirt:/bin/false > /etc/passwd
+  printf '%s\n' root:x:0: vfb-consumer:x:1001: vfb-stranger:x:1002: kvm:x:107: libvirt-qemu:x:64055: \
+    libvirt:x:106: > /etc/group
   printf '%s\n' 'passwd: files' 'group: files' > /etc/nsswitch.conf
+  ;;
+esac
+case $VFB_STAGES in *3*)
   run_stage 3 "$VFB_BUILD/test/kernel/stage3-broker.js" "$PF"
+  ;;
+esac
+case $VFB_STAGES in *4*)
+  run_stage 4 "$VFB_BUILD/test/kernel/stage4-libvirt.js" "$PF"
   ;;
 esac
 # vfio-pci logs token refusals (rate-limited) and nothing reaches the console under 'quiet'.

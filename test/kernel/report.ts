@@ -29,6 +29,11 @@ export class CaseReport {
     this.print('SKIP', name, why);
   }
 
+  /** How many cases failed so far: a stage prints its logs for a human when any did. */
+  get failures(): number {
+    return this.failed;
+  }
+
   /** Print the stage summary; the exit status a stage should end with. */
   finish(): number {
     process.stdout.write(

@@ -3,12 +3,13 @@
 # with an emulated Intel IOMMU and an emulated SR-IOV PF (QEMU's 82576 'igb'), and run the project's
 # own compiled code inside it against the kernel's vfio-pci. See README.md beside this file.
 #
-#   sudo test/kernel/run.sh [--keep] [--build-dir DIR] [--stages 123]
+#   sudo test/kernel/run.sh [--keep] [--build-dir DIR] [--stages 1234]
 #
 #   --keep           keep the serial console log (it is always kept when something fails)
 #   --build-dir DIR  the compiled tree to test, inside the project (default: dist, as `npm run build` makes it)
 #   --stages LIST    which stages to run: 1 = sysfs case table, 2 = PF holder, 3 = the broker
-#                    (vfbroker serve, D-Bus, CLI consumers) (default 123)
+#                    (vfbroker serve, D-Bus, CLI consumers), 4 = the full stack (libvirtd, the hook,
+#                    an inner QEMU; needs libvirt, installed from bookworm-backports) (default 1234)
 #
 # Environment: VFB_KERNEL_CACHE (default /var/cache/vfbroker-kernel-test), VFB_KERNEL_SUITE (bookworm =
 # Debian 12's own kernel, the default; bookworm-backports = its 6.12 backport), VFB_KERNEL_TIMEOUT
@@ -23,7 +24,7 @@ CACHE=${VFB_KERNEL_CACHE:-/var/cache/vfbroker-kernel-test}
 SUITE=${VFB_KERNEL_SUITE:-bookworm}
 TIMEOUT=${VFB_KERNEL_TIMEOUT:-480}
 BUILD=$PROJECT/dist
-STAGES=123
+STAGES=1234
 KEEP=0
 # The rare early-boot hang under multi-threaded TCG (an RCU stall before /init runs, about 1 boot in
 # 40 on the recipe's machine) is not a test failure: kill that boot and try again, twice at most.
@@ -35,13 +36,14 @@ die() {
   exit 1
 }
 stage_script() {
-  case $1 in 1) echo stage1-sysfs.js ;; 2) echo stage2-pfholder.js ;; 3) echo stage3-broker.js ;; esac
+  case $1 in 1) echo stage1-sysfs.js ;; 2) echo stage2-pfholder.js ;; 3) echo stage3-broker.js ;; 4) echo stage4-libvirt.js ;; esac
 }
 stage_name() {
   case $1 in
     1) echo "sysfs case table (RealSysfs on the real /sys)" ;;
     2) echo "PF holder against vfio-pci" ;;
     3) echo "the broker: vfbroker serve, D-Bus, CLI consumers, VFIO opens" ;;
+    4) echo "the full stack: libvirtd, vfbroker's hook, guest attach/sync, an inner QEMU opening the VF" ;;
   esac
 }
 while [ $# -gt 0 ]; do
@@ -56,7 +58,7 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" = 0 ] || die "must run as root: it installs packages with apt-get and keeps its cache in /var/cache (run: sudo $0)"
-[[ $STAGES =~ ^[123]+$ ]] || die "--stages takes digits 1 to 3, e.g. 123"
+[[ $STAGES =~ ^[1234]+$ ]] || die "--stages takes digits 1 to 4, e.g. 123"
 # Inside the guest the project is mounted at the same path, so the build directory must live in it.
 BUILD=$(cd "$BUILD" 2> /dev/null && pwd) || die "build directory not found: run 'npm run build' first (or pass --build-dir)"
 case $BUILD/ in "$PROJECT"/*) ;; *) die "the build directory $BUILD is not inside the project $PROJECT" ;; esac
@@ -73,7 +75,9 @@ case $NODE in /usr/*) ;; *) die "node must live under /usr (found $NODE): the gu
 T0=$(date +%s.%N)
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
-KDIR=$("$HERE/setup-host.sh" "$CACHE" "$SUITE") || die "host setup failed"
+WITH_LIBVIRT=
+case $STAGES in *4*) WITH_LIBVIRT=libvirt ;; esac
+KDIR=$("$HERE/setup-host.sh" "$CACHE" "$SUITE" $WITH_LIBVIRT) || die "host setup failed"
 KVER=$(ls "$KDIR/lib/modules" | head -1)
 INITRD=$("$HERE/build-initramfs.sh" "$KDIR" "$CACHE/initramfs") || die "building the initramfs failed"
 echo "kernel tests: kernel $KVER, $(qemu-system-x86_64 --version | head -1), node $(node --version), build $BUILD"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Prepare a Debian 12 host for the real-kernel harness. Idempotent: a warm cache makes this a few stat()s.
 #
-#   setup-host.sh CACHE_DIR KERNEL_SUITE     (KERNEL_SUITE: bookworm | bookworm-backports)
+#   setup-host.sh CACHE_DIR KERNEL_SUITE [libvirt]     (KERNEL_SUITE: bookworm | bookworm-backports)
 #
 # Prints, on stdout and nothing else, the directory of the extracted kernel (KDIR). Progress goes to stderr.
 #
@@ -14,11 +14,15 @@
 #   dbus-daemon     stage 3's private bus; the guest runs the host's, from the shared /usr
 #   QEMU >= 8.0     the 82576 'igb' model (the SR-IOV PF we test against) appeared in QEMU 8.0; bookworm has
 #                   7.2, so it comes from bookworm-backports (QEMU 10)
+#   libvirt 11      only with 'libvirt' (stage 4): libvirtd and virsh, which the guest runs from the shared /usr,
+#                   from bookworm-backports like QEMU 10 (libvirt >= 8.2 for <qemu:override>); systemd-container,
+#                   which it pulls in, is pinned to the installed systemd's version so systemd is not upgraded
 #   a Debian kernel downloaded with apt-get download and unpacked with dpkg -x: never installed, so the host's
 #                   boot configuration is not touched
 set -euo pipefail
 CACHE=$1
 SUITE=$2
+WITH_LIBVIRT=${3:-}
 export DEBIAN_FRONTEND=noninteractive
 say() { echo "setup: $*" >&2; }
 
@@ -43,8 +47,13 @@ if ! command -v qemu-system-x86_64 > /dev/null || ! qemu-system-x86_64 -device h
 fi
 need_kernel=0
 [ -f "$KERNEL_READY" ] || need_kernel=1
+need_libvirt=0
+if [ "$WITH_LIBVIRT" = libvirt ] && ! { [ -x /usr/sbin/libvirtd ] && [ -x /usr/bin/virsh ] &&
+  dpkg-query -W -f='${Status}' libvirt-daemon-driver-qemu 2> /dev/null | grep -q 'ok installed'; }; then
+  need_libvirt=1
+fi
 
-if [ ${#missing_tools[@]} = 0 ] && [ $need_qemu = 0 ] && [ $need_kernel = 0 ]; then
+if [ ${#missing_tools[@]} = 0 ] && [ $need_qemu = 0 ] && [ $need_kernel = 0 ] && [ $need_libvirt = 0 ]; then
   echo "$KDIR"
   exit 0
 fi
@@ -52,7 +61,7 @@ fi
 # ---- apt: backports only for as long as we need it --------------------------------------------------------
 BP=/etc/apt/sources.list.d/vfbroker-kernel-test-backports
 need_backports=0
-{ [ $need_qemu = 1 ] || { [ $need_kernel = 1 ] && [ "$SUITE" = bookworm-backports ]; }; } && need_backports=1
+{ [ $need_qemu = 1 ] || [ $need_libvirt = 1 ] || { [ $need_kernel = 1 ] && [ "$SUITE" = bookworm-backports ]; }; } && need_backports=1
 
 # Derive a bookworm-backports entry from the machine's own bookworm entry, so the mirror (and any snapshot
 # pinning or Signed-By) is whatever this machine already trusts. Only the stanza/line for the plain
@@ -91,6 +100,11 @@ if [ $need_qemu = 1 ]; then
   say "installing qemu-system-x86 from bookworm-backports (QEMU >= 8.0 for the igb SR-IOV model)"
   apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 > /dev/null
   qemu-system-x86_64 -device help | grep -q '"igb"' || { say "the installed QEMU has no igb device"; exit 1; }
+fi
+if [ $need_libvirt = 1 ]; then
+  say "installing libvirt from bookworm-backports (libvirtd and virsh for stage 4)"
+  apt-get install -y -qq --no-install-recommends -t bookworm-backports libvirt-daemon libvirt-daemon-driver-qemu \
+    libvirt-clients "systemd-container=$(dpkg-query -W -f='${Version}' systemd)" > /dev/null
 fi
 
 if [ $need_kernel = 1 ]; then

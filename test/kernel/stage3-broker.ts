@@ -23,6 +23,7 @@ import { RealSysfs } from '../../src/sysfs/real.js';
 import { isUuid } from '../../src/uuid.js';
 import { restorePf } from '../cases/sysfs-cases.js';
 import { BrokerProcess, runCli, type CliResult, type Identity } from './broker-process.js';
+import { brokerConfig, checkReady } from './broker-stage.js';
 import { CaseReport } from './report.js';
 import { configIds, outcome } from './vf-user.js';
 
@@ -31,7 +32,6 @@ const ROOT: Identity = { uid: 0, gid: 0 };
 const CONSUMER: Identity = { uid: 1001, gid: 1001 };
 const STRANGER: Identity = { uid: 1002, gid: 1002 };
 const CALL_TIMEOUT_MS = 240_000;
-const RECOVERY_ATTEMPTS = 3;
 /** sysexits EX_NOPERM: the CLI's exit status for DENIED (src/errors.ts). */
 const EXIT_DENIED = 77;
 
@@ -46,20 +46,6 @@ function tokenAnswer(r: CliResult, denial?: { who: Identity; vf: PciAddress }): 
   const denied =
     denial !== undefined && said.includes(`uid ${denial.who.uid} may not read the token of ${denial.vf}:`);
   return `exit ${String(r.code)}, ${got}${denied ? ', denied' : r.code === 0 ? '' : `: ${said}`}`;
-}
-
-function brokerConfig(dir: string, bus: PrivateBus, pf: PciAddress): string {
-  return `hostId: kernel-guest
-store: { type: file, directory: ${join(dir, 'tokens')} }
-sysfs: { root: /sys }
-stateDirectory: ${join(dir, 'state')}
-runtimeDirectory: ${join(dir, 'run')}
-pfs:
-  - { address: '${pf}', plugin: generic, vfs: 2 }
-dbus: { busAddress: '${bus.address}' }
-# debug: the PF holder's own log lines too, for the check that no token reaches a log.
-log: { level: debug }
-`;
 }
 
 function policy(pf: PciAddress): string {
@@ -101,7 +87,7 @@ async function main(pf: PciAddress): Promise<void> {
   const bus = await startPrivateBus({ directory: join(dir, 'bus'), policy: 'shipped' });
   const configPath = join(dir, 'broker.yaml');
   const policyPath = join(dir, 'policy.yaml');
-  await writeFile(configPath, brokerConfig(dir, bus, pf));
+  await writeFile(configPath, brokerConfig(dir, bus.address, pf));
   await writeFile(policyPath, policy(pf));
   // The CLI's default 10 s per call is for a real host; under TCG a PfUp alone can take longer.
   const cli = (who: Identity, ...args: string[]) =>
@@ -130,7 +116,7 @@ async function main(pf: PciAddress): Promise<void> {
   try {
     // ---- the broker brings the PF up: igb → vfio-pci, the holder sets the token, then 2 VFs
     let broker = startBroker();
-    await checkReady('broker-ready-pf-up', broker, pf, pfUp);
+    await checkReady(report, 'broker-ready-pf-up', broker, pf, pfUp);
     const vfs = await sysfs.virtfns(pf);
     const vfDrivers = await Promise.all(vfs.map((vf) => sysfs.driver(vf)));
     report.check(
@@ -203,7 +189,7 @@ async function main(pf: PciAddress): Promise<void> {
     report.check('broker-stops-on-sigterm', '0', String(await broker.stop()));
     report.check('open-vf-usable-while-the-broker-is-down', '8086:10ca', configIds(held, vf1));
     broker = startBroker();
-    await checkReady('broker-restart-ready-pf-up', broker, pf, pfUp);
+    await checkReady(report, 'broker-restart-ready-pf-up', broker, pf, pfUp);
     const after = await holderState(bus, pf);
     report.check(
       'restarted-holder-reopened-the-pf',
@@ -237,36 +223,6 @@ async function main(pf: PciAddress): Promise<void> {
     'none',
     leaked.length === 0 ? 'none' : `${leaked.length} token(s)`,
   );
-}
-
-/**
- * The case that the broker started with the PF up, saying how long its PF holder took to start
- * (seconds under TCG). When the PF is not up, the broker's error lines go into the case's detail and
- * its whole log into the serial log, and `vfbroker pf up` (what an operator would run; each attempt
- * a new holder start) gets the PF up, so the cases after this one still run.
- */
-async function checkReady(
-  name: string,
-  broker: BrokerProcess,
-  pf: PciAddress,
-  pfUp: () => Promise<CliResult>,
-): Promise<void> {
-  const ready = await broker.ready();
-  const holder = broker.holderStartSeconds();
-  const took = holder === null ? '' : `; PF holder answered ${holder.toFixed(1)} s after its start`;
-  if (ready === `${pf}=up`) {
-    report.record(name, true, `expected ${pf}=up, got ${ready}${took}`);
-    return;
-  }
-  const errors = broker.errors();
-  const said = errors.length === 0 ? '' : ` (broker: ${errors.join('; ')})`;
-  report.record(name, false, `expected ${pf}=up, got ${ready}${said}${took}`);
-  process.stdout.write(`${name}: the broker's log follows\n${broker.output}\n`);
-  for (let attempt = 1; attempt <= RECOVERY_ATTEMPTS; attempt++) {
-    const r = await pfUp();
-    process.stdout.write(`${name}: vfbroker pf up ${pf} exited ${String(r.code)}: ${r.stdout}${r.stderr}\n`);
-    if (r.code === 0) return;
-  }
 }
 
 try {

@@ -12,6 +12,13 @@ export class FakeVirsh {
 
   install(runner: FakeRunner): this {
     runner.onRun('virsh', (argv, input) => this.answer(argv.slice(3), input));
+    // `define` goes through `sh -c 'cat | exec "$0" "$@"' virsh …`, so its stdin is a pipe.
+    runner.onRun('sh', (argv, input) => {
+      if (argv[1] !== '-c' || argv[2] !== 'cat | exec "$0" "$@"' || argv[3] !== 'virsh') {
+        return { code: 2, stderr: 'sh: not the command vfbroker runs\n' };
+      }
+      return this.answer(argv.slice(6), input);
+    });
     return this;
   }
 
