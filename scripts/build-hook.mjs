@@ -9,10 +9,12 @@
 // - The output is CommonJS: Node runs it without starting its ESM loader (a tenth of the budget),
 //   and it runs the same whatever it is named, e.g. /etc/libvirt/hooks/qemu.d/vfbroker without an
 //   extension. (This package is "type": "module", hence the .cjs name in dist/.)
-// - The D-Bus client (dbus-next and its XML stack, ~270 kB) is needed only when a guest involves a VF
-//   token, and the sysfs simulator (with zod and yaml) only on a simulated host. Bundled as code, V8
-//   would pre-parse all of it on every start; they are embedded as strings instead and compiled on
-//   first use, so the hook stays one self-contained file.
+// - The D-Bus client is the hook's own wire client (src/dbus/wire/, a few kB), not dbus-next: loading
+//   dbus-next and the Node built-ins it pulls in cost more than the whole start-up budget
+//   (docs/decisions/0007-hook-dbus-wire-client.md). The build fails if dbus-next creeps back in.
+// - The sysfs simulator (with zod and yaml) is needed only on a simulated host (the demo, the tests).
+//   Bundled as code, V8 would pre-parse all of it on every start; it is embedded as a string instead
+//   and compiled on first use, so the hook stays one self-contained file.
 import { build } from 'esbuild';
 import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -43,29 +45,26 @@ const common = {
   // Less text to parse on every start; names stay so stack traces remain readable.
   minifyWhitespace: true,
   minifySyntax: true,
-  // dbus-next's optional transports (X11 session lookup, usocket, unixexec): it falls back to
-  // node:net for the system bus socket, so they stay out and fail to load if ever asked for.
-  external: ['x11', 'usocket', 'event-stream'],
   logLevel: 'warning',
 };
 
-// Modules the hook needs only sometimes, embedded as strings and compiled on first use: the D-Bus
-// client when a guest involves a VF token, the sysfs simulator only on a simulated host (the demo).
+// Modules the hook needs only sometimes, embedded as strings and compiled on first use: the sysfs
+// simulator, only on a simulated host (the demo).
 const LAZY = [
-  { filter: /\/dbus\/client\.js$/, entry: 'src/dbus/client.ts', exports: ['BrokerClient'] },
   { filter: /\/sysfs\/persistent\.js$/, entry: 'src/sysfs/persistent.ts', exports: ['openSimulatedSysfs'] },
 ];
 
+// The embedded code gets the bundle's own `require` (it only asks for Node built-ins): making one
+// with node:module's createRequire would cost more start-up time for the same thing.
 async function embedded(lazy) {
   const out = await build({ ...common, entryPoints: [lazy.entry], outfile: 'lazy.cjs', write: false });
   const exported = lazy.exports.map((name) => `export const ${name} = module.exports.${name};`).join('\n');
   return `
-import { createRequire } from 'node:module';
 import { runInThisContext } from 'node:vm';
 const code = ${JSON.stringify(out.outputFiles[0].text)};
 const module = { exports: {} };
 runInThisContext('(function (exports, require, module) {' + code + '\\n})', { filename: ${JSON.stringify(lazy.entry)} })(
-  module.exports, createRequire(__filename), module);
+  module.exports, require, module);
 ${exported}
 `;
 }
@@ -96,6 +95,15 @@ const result = await build({
     },
   ],
 });
+const dbusNext = Object.keys(result.metafile.inputs).filter((input) =>
+  input.includes('node_modules/dbus-next/'),
+);
+if (dbusNext.length > 0) {
+  process.stderr.write(
+    `build-hook: dbus-next got into the hook (${dbusNext[0]}): the hook uses src/dbus/wire/ only; find the import that pulls it in\n`,
+  );
+  process.exit(70);
+}
 await chmod(outfile, 0o755);
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
 process.stdout.write(`build-hook: wrote ${outfile} (${bytes} bytes, node ${values.node})\n`);

@@ -6,16 +6,14 @@
  * Every failure is a VfbError: the broker's own errors keep their code, bus refusals map to a code of
  * the right family, connection failures are UNAVAILABLE and deadlines TIMEOUT.
  */
-import { Message, MessageType, Variant } from 'dbus-next';
-import {
-  VERDICTS,
-  type BrokerEvents,
-  type BrokerStatus,
-  type DeviceVerdict,
-  type PfSummary,
-  type PrepareDevice,
-  type RotationState,
-  type Verdict,
+import { DBusError, Message, MessageType, Variant } from 'dbus-next';
+import type {
+  BrokerEvents,
+  BrokerStatus,
+  DeviceVerdict,
+  PfSummary,
+  PrepareDevice,
+  RotationState,
 } from '../broker/api.js';
 import { VfbError } from '../errors.js';
 import { isPciAddress, type PciAddress } from '../pci/address.js';
@@ -42,6 +40,7 @@ import {
   type MethodName,
 } from './protocol.js';
 import { errorFromReply } from './remote-error.js';
+import { decodeVerdicts, isVerdict, malformedReply as malformed } from './wire/replies.js';
 
 export interface BrokerClientOptions extends ConnectOptions {
   /** Deadline for each call's reply; libdbus's 25 s when absent. */
@@ -73,15 +72,7 @@ export class BrokerClient {
   ): Promise<DeviceVerdict[]> {
     const body = devices.map((d) => [d.address, d.presentedToken ?? '']);
     const [verdicts] = await this.call('PrepareGuest', [guestUuid, guestName, body]);
-    if (!Array.isArray(verdicts)) throw malformed('PrepareGuest', 'not an array');
-    return verdicts.map((v: unknown) => {
-      if (!Array.isArray(v) || v.length !== 3) throw malformed('PrepareGuest', 'not an (sss) struct');
-      const [address, verdict, message] = v as unknown[];
-      if (!isPciAddress(address)) throw malformed('PrepareGuest', 'an address is not a PCI address');
-      if (!isVerdict(verdict)) throw malformed('PrepareGuest', 'unknown verdict');
-      if (typeof message !== 'string') throw malformed('PrepareGuest', 'a message is not a string');
-      return { address, verdict, message };
-    });
+    return decodeVerdicts(verdicts);
   }
 
   async guestStarted(guestUuid: string): Promise<void> {
@@ -192,7 +183,7 @@ export class BrokerClient {
     try {
       reply = await this.connection.call(message, { timeoutMs: this.callTimeoutMs });
     } catch (err) {
-      throw errorFromReply(err, member);
+      throw callError(err, member);
     }
     if (reply.signature !== signatureOf(METHODS[member].out)) {
       throw malformed(
@@ -207,9 +198,19 @@ export class BrokerClient {
     try {
       await this.connection.call(busDriverCall(member, 's', body), { timeoutMs: this.callTimeoutMs });
     } catch (err) {
-      throw errorFromReply(err, member);
+      throw callError(err, member);
     }
   }
+}
+
+/** Whatever a call to `member` rejected with; VfbErrors (TIMEOUT, UNAVAILABLE…) pass unchanged. */
+function callError(err: unknown, member: string): VfbError {
+  if (err instanceof VfbError) return err;
+  if (err instanceof DBusError) {
+    const body = (err.reply as { body?: unknown[] } | null | undefined)?.body ?? [];
+    return errorFromReply(err.type, body, member, err);
+  }
+  return new VfbError('INTERNAL', `${member} failed unexpectedly`, { cause: err });
 }
 
 type Decoded<F extends Record<string, FieldType>> = {
@@ -240,16 +241,6 @@ function decodeRecord<F extends Record<string, FieldType>>(
   return out as Decoded<F>;
 }
 
-function isVerdict(v: unknown): v is Verdict {
-  return isOneOf(VERDICTS, v);
-}
-
 function isOneOf<T extends string>(list: readonly T[], v: unknown): v is T {
   return typeof v === 'string' && (list as readonly string[]).includes(v);
-}
-
-function malformed(member: string, why: string): VfbError {
-  return new VfbError('INTERNAL', `malformed reply from the broker to ${member}: ${why}`, {
-    hint: 'the broker and this client may come from different vfbroker versions',
-  });
 }

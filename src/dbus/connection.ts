@@ -9,8 +9,10 @@
 import { DBusError, Message, MessageType, sessionBus, type MessageBus } from 'dbus-next';
 import type { EventEmitter } from 'node:events';
 import { VfbError } from '../errors.js';
+import { resolveBusAddress, unixSocketPath } from './wire/address.js';
+import { argumentsDoNotFit, busDidNotAnswer, cannotConnect, closedBefore, noReply } from './wire/failures.js';
 
-export const SYSTEM_BUS_ADDRESS = 'unix:path=/run/dbus/system_bus_socket';
+export { SYSTEM_BUS_ADDRESS, unixSocketPath } from './wire/address.js';
 
 /** libdbus's default reply timeout. */
 export const DEFAULT_CALL_TIMEOUT_MS = 25_000;
@@ -63,7 +65,7 @@ export function busDriverCall(member: string, signature = '', body: unknown[] = 
 }
 
 export async function connectBus(options: ConnectOptions = {}): Promise<BusConnection> {
-  const address = options.address ?? process.env['DBUS_SYSTEM_BUS_ADDRESS'] ?? SYSTEM_BUS_ADDRESS;
+  const address = resolveBusAddress(options.address);
   const socketPath = unixSocketPath(address);
   const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   // EXTERNAL only: the system bus accepts nothing else, and the cookie mechanism would read $HOME.
@@ -76,13 +78,9 @@ export async function connectBus(options: ConnectOptions = {}): Promise<BusConne
       stream.destroy();
       reject(err);
     };
-    const timer = setTimeout(
-      () =>
-        fail(new VfbError('TIMEOUT', `no answer from the D-Bus bus at ${address} within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    const onEarlyError = (err: unknown) => fail(connectError(address, err));
-    const onEarlyClose = () => fail(connectError(address, undefined));
+    const timer = setTimeout(() => fail(busDidNotAnswer(address, timeoutMs)), timeoutMs);
+    const onEarlyError = (err: unknown) => fail(cannotConnect(address, err));
+    const onEarlyClose = () => fail(cannotConnect(address, undefined));
     bus.on('error', onEarlyError);
     stream.once('close', onEarlyClose);
     bus.once('connect', () => {
@@ -92,34 +90,6 @@ export async function connectBus(options: ConnectOptions = {}): Promise<BusConne
       resolve(new Connection(bus, stream, address));
     });
   });
-}
-
-/**
- * The socket path of the first `unix:path=` entry of a D-Bus address. Other transports are refused:
- * dbus-next would also accept `unixexec:`, which runs a program named in the address.
- */
-export function unixSocketPath(address: string): string {
-  for (const entry of address.split(';')) {
-    const colon = entry.indexOf(':');
-    if (colon < 0 || entry.slice(0, colon) !== 'unix') continue;
-    for (const kv of entry.slice(colon + 1).split(',')) {
-      if (!kv.startsWith('path=')) continue;
-      const path = unescapeAddressValue(kv.slice('path='.length));
-      // dbus-next re-parses the address and cannot carry these characters in a path.
-      if (path !== null && path.startsWith('/') && !/[,;=\0]/.test(path)) return path;
-    }
-  }
-  throw new VfbError('UNAVAILABLE', `unsupported D-Bus address ${JSON.stringify(address.slice(0, 200))}`, {
-    hint: 'give a unix socket address such as unix:path=/run/dbus/system_bus_socket',
-  });
-}
-
-function unescapeAddressValue(value: string): string | null {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return null;
-  }
 }
 
 interface Outgoing {
@@ -203,15 +173,7 @@ class Connection implements BusConnection {
       // The marshaller refused the body. Its message quotes the value, which may be a token: drop it.
       this.pending.delete(serial);
       clearTimeout(out.timer);
-      out.reject(
-        new VfbError(
-          'INVALID_ARGUMENT',
-          `the arguments of ${describe(out.message)} do not fit its signature`,
-          {
-            hint: 'strings must not contain NUL; numbers must fit their D-Bus type',
-          },
-        ),
-      );
+      out.reject(argumentsDoNotFit(describe(out.message)));
       this.pump();
     }
   }
@@ -235,7 +197,7 @@ class Connection implements BusConnection {
   private expire(out: Outgoing, timeoutMs: number): void {
     if (out.serial !== null) this.pending.delete(out.serial);
     else this.queue.splice(this.queue.indexOf(out), 1);
-    out.reject(new VfbError('TIMEOUT', `no reply from ${describe(out.message)} within ${timeoutMs} ms`));
+    out.reject(noReply(describe(out.message), timeoutMs));
     this.pump();
   }
 
@@ -261,20 +223,12 @@ class Connection implements BusConnection {
   }
 
   private closedError(message: Message): VfbError {
-    return new VfbError('UNAVAILABLE', `the D-Bus connection closed before ${describe(message)} answered`, {
-      cause: this.closedBy?.cause,
-    });
+    return closedBefore(describe(message), this.closedBy?.cause);
   }
 }
 
 function describe(message: Message): string {
   return `${message.destination} ${message.interface}.${message.member}`;
-}
-
-function connectError(address: string, err: unknown): VfbError {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  const why = typeof code === 'string' ? code : err instanceof Error ? 'authentication failed' : 'closed';
-  return new VfbError('UNAVAILABLE', `cannot connect to the D-Bus bus at ${address}: ${why}`, { cause: err });
 }
 
 type Socketish = EventEmitter & { destroy(): void };

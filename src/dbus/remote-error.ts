@@ -2,8 +2,10 @@
  * D-Bus error replies back into VfbError, so the CLI and the hook report a broker refusal with the
  * same code, message and exit status the broker meant, and a bus-level refusal (no broker, policy,
  * limits) with a code of the right family and a message that says what to do.
+ *
+ * It works on the reply's error name and body as sent, so that both clients use it: the CLI's
+ * (dbus-next, client.ts) and the hook's wire client (wire/), whose bundle must not embed dbus-next.
  */
-import { DBusError } from 'dbus-next';
 import { DBUS_ERROR_PREFIX, ERROR_KINDS, VfbError, type ErrorCode } from '../errors.js';
 import { BUS_NAME } from './protocol.js';
 
@@ -22,24 +24,25 @@ const FAMILY_CODE: Record<DbusErrorSuffix, ErrorCode> = {
 
 const BUS_ERROR_PREFIX = 'org.freedesktop.DBus.Error.';
 
-/** Maps whatever a call to `member` rejected with; VfbErrors (TIMEOUT, UNAVAILABLE…) pass unchanged. */
-export function errorFromReply(err: unknown, member: string): VfbError {
-  if (err instanceof VfbError) return err;
-  if (!(err instanceof DBusError)) {
-    return new VfbError('INTERNAL', `${member} failed unexpectedly`, { cause: err });
-  }
-  if (err.type.startsWith(DBUS_ERROR_PREFIX))
-    return brokerError(err, err.type.slice(DBUS_ERROR_PREFIX.length));
-  if (err.type.startsWith(BUS_ERROR_PREFIX))
-    return busError(err, err.type.slice(BUS_ERROR_PREFIX.length), member);
-  return new VfbError('INTERNAL', `${member} failed with the unexpected D-Bus error ${err.type}`, {
-    cause: err,
-  });
+/**
+ * Maps an ERROR reply to a call of `member`: the error name, and the body's values (a broker error
+ * carries (message, code, hint), the bus's own errors a message). `cause` is kept for debugging.
+ */
+export function errorFromReply(
+  errorName: string,
+  body: readonly unknown[],
+  member: string,
+  cause?: unknown,
+): VfbError {
+  if (errorName.startsWith(DBUS_ERROR_PREFIX))
+    return brokerError(errorName, body, errorName.slice(DBUS_ERROR_PREFIX.length), cause);
+  if (errorName.startsWith(BUS_ERROR_PREFIX))
+    return busError(errorName, errorName.slice(BUS_ERROR_PREFIX.length), member, cause);
+  return new VfbError('INTERNAL', `${member} failed with the unexpected D-Bus error ${errorName}`, { cause });
 }
 
-function brokerError(err: DBusError, suffix: string): VfbError {
-  const body = (err.reply as { body?: unknown[] } | null | undefined)?.body ?? [];
-  const [, code, hint] = body;
+function brokerError(errorName: string, body: readonly unknown[], suffix: string, cause: unknown): VfbError {
+  const [text, code, hint] = body;
   const family = Object.hasOwn(FAMILY_CODE, suffix) ? FAMILY_CODE[suffix as DbusErrorSuffix] : 'INTERNAL';
   // Trust the sent code only if it belongs to the family named by the error, so a reply can never
   // turn, say, a Denied into an exit status of another family.
@@ -49,14 +52,15 @@ function brokerError(err: DBusError, suffix: string): VfbError {
     ERROR_KINDS[code as ErrorCode].dbus === suffix
       ? (code as ErrorCode)
       : family;
-  return new VfbError(exact, err.text || `the broker answered ${err.type}`, {
+  const message = typeof text === 'string' && text !== '' ? text : `the broker answered ${errorName}`;
+  return new VfbError(exact, message, {
     ...(typeof hint === 'string' && hint !== '' ? { hint } : {}),
-    cause: err,
+    cause,
   });
 }
 
-function busError(err: DBusError, name: string, member: string): VfbError {
-  const opts = { cause: err };
+function busError(errorName: string, name: string, member: string, cause: unknown): VfbError {
+  const opts = { cause };
   switch (name) {
     case 'ServiceUnknown':
     case 'NameHasNoOwner':
@@ -93,6 +97,6 @@ function busError(err: DBusError, name: string, member: string): VfbError {
           hint: 'see `systemctl status vfbroker` and `journalctl -u vfbroker`',
         });
       }
-      return new VfbError('INTERNAL', `${member} failed with the unexpected D-Bus error ${err.type}`, opts);
+      return new VfbError('INTERNAL', `${member} failed with the unexpected D-Bus error ${errorName}`, opts);
   }
 }

@@ -254,7 +254,12 @@ describe('systemd unit (etc/systemd/system/vfbroker.service)', () => {
       const copy = join(dir, 'vfbroker.service');
       await writeFile(copy, unit);
       const r = spawnSync('systemd-analyze', ['verify', '--man=no', copy], { encoding: 'utf8', cwd: dir });
-      assert.equal(r.stderr.trim(), '', 'no warnings');
+      // Lines about other units are the host's business: our unit orders itself before
+      // libvirtd.service, so verify also loads that one, and a host's copy may warn on its own.
+      const ours = r.stderr
+        .split('\n')
+        .filter((l) => l.trim() !== '' && !/^\/(lib|usr\/lib|etc)\/systemd\/system\/(?!vfbroker)/.test(l));
+      assert.deepEqual(ours, [], 'no warnings about vfbroker.service');
       assert.equal(r.status, 0);
     } finally {
       await rm(dir, { recursive: true, force: true });
