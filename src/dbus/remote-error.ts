@@ -55,6 +55,8 @@ function brokerError(errorName: string, body: readonly unknown[], suffix: string
   const message = typeof text === 'string' && text !== '' ? text : `the broker answered ${errorName}`;
   return new VfbError(exact, message, {
     ...(typeof hint === 'string' && hint !== '' ? { hint } : {}),
+    // The broker answered: whatever failed, it was not the way to the broker.
+    details: { repliedBy: 'broker' },
     cause,
   });
 }

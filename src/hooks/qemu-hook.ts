@@ -163,8 +163,13 @@ class HookRun {
     } catch (err) {
       const e = toVfbError(err);
       const vfs = devices.map((d) => d.address);
-      logger.info({ ...fields, code: e.code, vfs: vfs.join(' ') }, 'broker not asked; start refused');
-      const fix = e.code === 'TIMEOUT' || e.code === 'UNAVAILABLE' ? FIX_BROKER : e.hint;
+      logger.info(
+        { ...fields, code: e.code, vfs: vfs.join(' ') },
+        'no verdict from the broker; start refused',
+      );
+      const outage =
+        e.details['repliedBy'] !== 'broker' && (e.code === 'TIMEOUT' || e.code === 'UNAVAILABLE');
+      const fix = outage ? FIX_BROKER : e.hint;
       return {
         exitCode: e.exitCode,
         stderrLines: [
@@ -231,6 +236,8 @@ class HookRun {
   }
 
   private brokerProblem(e: VfbError): string {
+    // An error the broker sent (Vault down, a lease write failed) is its answer, not an outage.
+    if (e.details['repliedBy'] === 'broker') return `the broker could not decide (${e.message})`;
     if (e.code === 'TIMEOUT') return e.message;
     if (e.code === 'UNAVAILABLE') return `broker not reachable (${e.message})`;
     return `the broker refused the request (${e.message})`;
