@@ -3,6 +3,8 @@
  * `@@VFB STAGE <n> END` line, on stdout (the serial console). run.sh counts the lines, so a stage that
  * dies half-way is seen as unfinished, not as passed.
  */
+import { isUuid } from '../../src/uuid.js';
+
 export class CaseReport {
   private passed = 0;
   private failed = 0;
@@ -21,6 +23,35 @@ export class CaseReport {
   /** Record one case decided elsewhere, with a free-form one-line detail. */
   record(name: string, ok: boolean, detail: string): void {
     this.line(name, ok, detail);
+  }
+
+  /**
+   * Checks that none of `tokens` occurs in `output` (logs, stderr, replies), with or without its
+   * dashes, case-insensitively. Only UUID-shaped values are searched for.
+   */
+  checkNoTokens(name: string, output: string, tokens: readonly string[]): boolean {
+    const hay = output.toLowerCase();
+    const leaked = tokens
+      .filter((t) => isUuid(t))
+      .filter((t) => hay.includes(t.toLowerCase()) || hay.includes(t.toLowerCase().replaceAll('-', '')));
+    return this.check(name, 'none', leaked.length === 0 ? 'none' : `${leaked.length} token(s)`);
+  }
+
+  /**
+   * Runs a stage's cases: a stage that throws half-way is recorded as one failed case, and the
+   * summary line and the exit status follow either way.
+   */
+  async run(main: () => Promise<void>): Promise<void> {
+    try {
+      await main();
+    } catch (err) {
+      this.record(
+        `stage-${this.stage}-completed`,
+        false,
+        `stopped early: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    process.exitCode = this.finish();
   }
 
   /** Record a case the target cannot run; it counts neither as passed nor as failed. */

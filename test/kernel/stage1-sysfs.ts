@@ -41,13 +41,4 @@ async function main(pf: string): Promise<void> {
   }
 }
 
-try {
-  await main(process.argv[2] ?? '');
-} catch (err) {
-  report.record(
-    'stage-1-completed',
-    false,
-    `stopped early: ${err instanceof Error ? err.message : String(err)}`,
-  );
-}
-process.exitCode = report.finish();
+await report.run(() => main(process.argv[2] ?? ''));

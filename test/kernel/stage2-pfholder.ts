@@ -143,25 +143,11 @@ async function main(pf: PciAddress): Promise<void> {
   }
 
   // The holder's log and replies are the places a token could leak from; neither may carry one.
-  const output = holders
-    .map((h) => h.stdout + h.stderr)
-    .join('\n')
-    .toLowerCase();
-  const leaked = [A, B, WRONG].filter((t) => output.includes(t) || output.includes(t.replaceAll('-', '')));
-  report.check(
-    'no-token-in-holder-output',
-    'none',
-    leaked.length === 0 ? 'none' : `${leaked.length} token(s)`,
-  );
+  report.checkNoTokens('no-token-in-holder-output', holders.map((h) => h.stdout + h.stderr).join('\n'), [
+    A,
+    B,
+    WRONG,
+  ]);
 }
 
-try {
-  await main(parsePciAddress(process.argv[2] ?? ''));
-} catch (err) {
-  report.record(
-    'stage-2-completed',
-    false,
-    `stopped early: ${err instanceof Error ? err.message : String(err)}`,
-  );
-}
-process.exitCode = report.finish();
+await report.run(() => main(parsePciAddress(process.argv[2] ?? '')));

@@ -214,24 +214,11 @@ async function main(pf: PciAddress): Promise<void> {
   }
 
   // The broker's log (its PF holders' lines included) and the CLI's errors may never carry a token.
-  const output = [...brokers.map((b) => b.output), ...cliStderr].join('\n').toLowerCase();
-  const leaked = tokens.filter(
-    (t) => isUuid(t) && (output.includes(t) || output.includes(t.replaceAll('-', ''))),
-  );
-  report.check(
+  report.checkNoTokens(
     'no-token-in-broker-output',
-    'none',
-    leaked.length === 0 ? 'none' : `${leaked.length} token(s)`,
+    [...brokers.map((b) => b.output), ...cliStderr].join('\n'),
+    tokens,
   );
 }
 
-try {
-  await main(parsePciAddress(process.argv[2] ?? ''));
-} catch (err) {
-  report.record(
-    'stage-3-completed',
-    false,
-    `stopped early: ${err instanceof Error ? err.message : String(err)}`,
-  );
-}
-process.exitCode = report.finish();
+await report.run(() => main(parsePciAddress(process.argv[2] ?? '')));

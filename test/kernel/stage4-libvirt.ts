@@ -307,9 +307,7 @@ async function main(pf: PciAddress): Promise<void> {
       readFile(f, 'utf8').catch(() => ''),
     ),
   );
-  const output = [broker.output, ...outputs, ...logs].join('\n').toLowerCase();
-  const leaked = tokens.filter((t) => output.includes(t) || output.includes(t.replaceAll('-', '')));
-  report.check('no-token-in-output', 'none', leaked.length === 0 ? 'none' : `${leaked.length} token(s)`);
+  report.checkNoTokens('no-token-in-output', [broker.output, ...outputs, ...logs].join('\n'), tokens);
   if (report.failures > 0) {
     process.stdout.write(
       `stage 4 libvirtd log follows\n${logs.join('\n')}\nbroker log follows\n${broker.output}\n`,
@@ -317,13 +315,4 @@ async function main(pf: PciAddress): Promise<void> {
   }
 }
 
-try {
-  await main(parsePciAddress(process.argv[2] ?? ''));
-} catch (err) {
-  report.record(
-    'stage-4-completed',
-    false,
-    `stopped early: ${err instanceof Error ? err.message : String(err)}`,
-  );
-}
-process.exitCode = report.finish();
+await report.run(() => main(parsePciAddress(process.argv[2] ?? '')));
