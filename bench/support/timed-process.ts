@@ -3,6 +3,11 @@
  * waits for when it runs a hook. stdout is discarded; stderr is kept for the bench's own checks.
  */
 import { spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, createWriteStream, openSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { VfbError } from '../../src/errors.js';
 
@@ -15,6 +20,30 @@ export interface TimedRun {
 /** A run that takes this long is a hung program, not a slow one. */
 const KILL_AFTER_MS = 30_000;
 
+/**
+ * A pipe, as libvirt gives a hook its stdin (virCommand makes one with pipe2) — not the socket pair
+ * Node's child_process makes for `stdio: 'pipe'`, which would time a different, slower path of the
+ * hook. Node cannot call pipe(2), but a FIFO is a pipe with a name: opened at both ends and then
+ * unlinked, it is indistinguishable from one. The read end is opened blocking, as a child gets it.
+ */
+function pipeEnds(): { readFd: number; writeFd: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'vfb-fifo-'));
+  const path = join(dir, 'stdin');
+  try {
+    execFileSync('mkfifo', ['-m', '600', path]);
+    // Opening a FIFO blocks until the other end is open, unless the reader is non-blocking: that
+    // first reader only lets the writer open, then gives way to the blocking one the child gets.
+    const opener = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writeFd = openSync(path, constants.O_WRONLY);
+    const readFd = openSync(path, constants.O_RDONLY);
+    closeSync(opener);
+    return { readFd, writeFd };
+  } finally {
+    unlinkSync(path);
+    rmdirSync(dir);
+  }
+}
+
 export function timedRun(
   command: string,
   args: readonly string[],
@@ -22,10 +51,11 @@ export function timedRun(
   stdin: string | null,
 ): Promise<TimedRun> {
   return new Promise((resolve, reject) => {
+    const pipe = stdin === null ? null : pipeEnds();
     const start = performance.now();
     const child = spawn(command, args, {
       env,
-      stdio: [stdin === null ? 'ignore' : 'pipe', 'ignore', 'pipe'],
+      stdio: [pipe === null ? 'ignore' : pipe.readFd, 'ignore', 'pipe'],
     });
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -43,10 +73,12 @@ export function timedRun(
       }
       resolve({ ms, exitCode: code, stderr: stderr.trimEnd() });
     });
-    if (stdin !== null && child.stdin) {
+    if (pipe !== null && stdin !== null) {
+      closeSync(pipe.readFd);
+      const input = createWriteStream('', { fd: pipe.writeFd });
       // EPIPE if it exits before reading all of stdin; its exit status tells the story.
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(stdin);
+      input.on('error', () => undefined);
+      input.end(stdin);
     }
   });
 }
