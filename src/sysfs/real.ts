@@ -1,11 +1,17 @@
 /**
  * Sysfs over a directory tree: `/sys` in production, a temporary tree laid out like it in tests.
  * Each method is one or two file operations; the doc comment of the interface gives the shell
- * equivalent. Writes go through writeOnce: sysfs hands each write() call to the attribute's store
+ * equivalent. Links and existence are looked up synchronously: the kernel answers those from its
+ * dentry cache, never from the device, in microseconds, which is less than a trip through libuv's
+ * thread pool costs; and in the libvirt hook, a short-lived process that reads nothing else, the
+ * first asynchronous fs call would start that pool (four threads, about 4 ms of every guest start).
+ * Attribute reads stay asynchronous: a device's driver may take its time to answer one.
+ * Writes go through writeOnce: sysfs hands each write() call to the attribute's store
  * function as one value, so a value split over two calls would be two (wrong) values.
  */
-import { constants } from 'node:fs';
-import { open, readFile, readdir, readlink, stat } from 'node:fs/promises';
+// fs.promises, not node:fs/promises: in the hook's bundle this defers loading it (a millisecond)
+// to the first attribute read, which the hook never makes.
+import { constants, promises as fs, readlinkSync, statSync } from 'node:fs';
 import { posix, resolve } from 'node:path';
 import { VfbError } from '../errors.js';
 import { isPciAddress, parsePciAddress, type PciAddress } from '../pci/address.js';
@@ -36,21 +42,21 @@ export class RealSysfs implements Sysfs {
     return sortPciAddresses(names.filter(isPciAddress));
   }
 
-  async exists(addr: PciAddress): Promise<boolean> {
+  exists(addr: PciAddress): Promise<boolean> {
     const path = this.at.device(addr);
     try {
-      await stat(path);
-      return true;
+      statSync(path);
+      return Promise.resolve(true);
     } catch (err) {
-      if (fsErrno(err) === 'ENOENT') return false;
-      throw fromFsError(err, path, describe.exists(addr));
+      if (fsErrno(err) === 'ENOENT') return Promise.resolve(false);
+      return Promise.reject(fromFsError(err, path, describe.exists(addr)));
     }
   }
 
   async readAttribute(addr: PciAddress, name: DeviceAttribute): Promise<string> {
     const path = this.at.device(addr, name);
     try {
-      return chomp(await readFile(path, 'utf8'));
+      return chomp(await fs.readFile(path, 'utf8'));
     } catch (err) {
       throw fromFsError(err, path, describe.read(addr, name));
     }
@@ -124,7 +130,7 @@ export class RealSysfs implements Sysfs {
     checkSysfsName('module parameter', param);
     const path = this.at.moduleParameter(module, param);
     try {
-      return chomp(await readFile(path, 'utf8'));
+      return chomp(await fs.readFile(path, 'utf8'));
     } catch (err) {
       const errno = fsErrno(err);
       if (errno === 'ENOENT' || errno === 'ENOTDIR') return null;
@@ -136,7 +142,7 @@ export class RealSysfs implements Sysfs {
   private async link(addr: PciAddress, name: string): Promise<string | null> {
     const path = this.at.device(addr, name);
     try {
-      return await readlink(path);
+      return readlinkSync(path);
     } catch (err) {
       if (fsErrno(err) !== 'ENOENT') throw fromFsError(err, path, describe.link(addr, name));
     }
@@ -146,7 +152,7 @@ export class RealSysfs implements Sysfs {
 
   private async list(dir: string, message: string): Promise<string[]> {
     try {
-      return await readdir(dir);
+      return await fs.readdir(dir);
     } catch (err) {
       throw fromFsError(err, dir, message);
     }
@@ -160,7 +166,7 @@ export class RealSysfs implements Sysfs {
 async function writeOnce(path: string, data: string, message: string): Promise<void> {
   const buf = Buffer.from(data, 'utf8');
   try {
-    const fh = await open(path, constants.O_WRONLY);
+    const fh = await fs.open(path, constants.O_WRONLY);
     try {
       const { bytesWritten } = await fh.write(buf, 0, buf.length, null);
       if (bytesWritten !== buf.length) throw kernelRefusal('EIO', path, `${message} (short write)`);
