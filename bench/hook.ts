@@ -3,7 +3,9 @@
  * dist/hook/vfbroker-qemu-hook.cjs run as libvirt runs it: as an executable (its shebang names
  * node), argv `<name> prepare begin -`, the domain XML on stdin, libvirt's environment only
  * (LC_ALL=C, PATH, HOME, USER, LOGNAME, TMPDIR) plus VFBROKER_HOOK_SETTINGS naming a settings file
- * with the private bus and the simulated host.
+ * with the private bus and the simulated host, and VFBROKER_HOOK_CODE_CACHE naming the code cache the
+ * installed hook keeps in /var/cache/vfbroker (the warm-up runs write it), and stdin a pipe, as
+ * libvirt gives it.
  *
  * Measured at `prepare` for a guest with 8 VF hostdevs carrying the right vf-tokens (one D-Bus
  * round trip to a warm broker, which must accept all 8) and for a guest without VFs (no D-Bus at
@@ -91,13 +93,14 @@ async function checkBundle(): Promise<void> {
   }
 }
 
-function libvirtEnv(settingsFile: string): Record<string, string> {
+/** libvirt's environment, plus where this run's settings and code cache are (libvirt passes neither). */
+function libvirtEnv(settingsFile: string, codeCache: string): Record<string, string> {
   const env: Record<string, string> = { LC_ALL: 'C' };
   for (const name of LIBVIRT_ENV) {
     const value = process.env[name];
     if (value !== undefined) env[name] = value;
   }
-  return { ...env, VFBROKER_HOOK_SETTINGS: settingsFile };
+  return { ...env, VFBROKER_HOOK_SETTINGS: settingsFile, VFBROKER_HOOK_CODE_CACHE: codeCache };
 }
 
 function report(times: ReadonlyMap<Subject, readonly number[]>): string {
@@ -168,10 +171,16 @@ async function main(): Promise<void> {
     );
     const { host } = broker;
     if (host === null) throw new VfbError('INTERNAL', 'the bench broker did not save its host');
+    // One code cache, as the installed hook has in /var/cache/vfbroker: the warm-up runs write it.
+    const codeCache = join(dir, 'qemu-hook.v8');
     const env = {
-      tree: libvirtEnv(await writeSettings(join(dir, 'hook-tree.json'), bus.address, { root: host.sysRoot })),
+      tree: libvirtEnv(
+        await writeSettings(join(dir, 'hook-tree.json'), bus.address, { root: host.sysRoot }),
+        codeCache,
+      ),
       simulator: libvirtEnv(
         await writeSettings(join(dir, 'hook-sim.json'), bus.address, { simulator: host.simulator }),
+        codeCache,
       ),
     };
     client = await BrokerClient.connect({ address: bus.address });
@@ -205,6 +214,9 @@ async function main(): Promise<void> {
     const order: readonly Subject[] = ['tree', 'node', 'simulator', 'plain'];
     const times = new Map<Subject, number[]>(order.map((s) => [s, []]));
     for (let i = 0; i < WARM_UP; i++) for (const s of order) await run(s);
+    await access(codeCache).catch(() => {
+      throw new VfbError('INTERNAL', `the warm-up runs wrote no code cache at ${codeCache}`);
+    });
     for (let i = 0; i < RUNS && !interrupt.stopped; i++) {
       for (let k = 0; k < order.length; k++) {
         const subject = order[(i + k) % order.length] as Subject;

@@ -9,15 +9,21 @@
 // - The output is CommonJS: Node runs it without starting its ESM loader (a tenth of the budget),
 //   and it runs the same whatever it is named, e.g. /etc/libvirt/hooks/qemu.d/vfbroker without an
 //   extension. (This package is "type": "module", hence the .cjs name in dist/.)
+// - The file is a small loader with the bundled hook as a string, which it compiles with a V8 code
+//   cache made by an earlier run (src/hooks/code-cache.ts): Node 20 has no compile cache for user
+//   code, and compiling the bundle cost about 5 ms of every guest start.
 // - The D-Bus client is the hook's own wire client (src/dbus/wire/, a few kB), not dbus-next: loading
 //   dbus-next and the Node built-ins it pulls in cost more than the whole start-up budget
 //   (docs/decisions/0007-hook-dbus-wire-client.md). The build fails if dbus-next creeps back in.
-// - The sysfs simulator (with zod and yaml) is needed only on a simulated host (the demo, the tests).
-//   Bundled as code, V8 would pre-parse all of it on every start; it is embedded as a string instead
-//   and compiled on first use, so the hook stays one self-contained file.
+// - The sysfs simulator (350 kB with zod and yaml) serves only simulated hosts: the demo, the tests,
+//   the benches, which run the hook from the build tree. It is written next to the hook
+//   (vfbroker-sysfs-simulator.cjs) and loaded from there when the settings name a simulator; the
+//   installed hook, which reads /sys, does not carry it: reading, scanning and hashing it cost
+//   about 3 ms of every start.
 import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -36,58 +42,61 @@ if (!isAbsolute(values.node) || /\s/.test(values.node)) {
   process.exit(64);
 }
 
+const outfile = resolve(root, values.outfile);
+const SIMULATOR_FILE = 'vfbroker-sysfs-simulator.cjs';
 const common = {
   absWorkingDir: root,
   bundle: true,
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  // Less text to parse on every start; names stay so stack traces remain readable.
+  // Less text to read and scan on every start; names stay so stack traces remain readable.
   minifyWhitespace: true,
   minifySyntax: true,
   logLevel: 'warning',
+  metafile: true,
 };
-
-// Modules the hook needs only sometimes, embedded as strings and compiled on first use: the sysfs
-// simulator, only on a simulated host (the demo).
-const LAZY = [
-  { filter: /\/sysfs\/persistent\.js$/, entry: 'src/sysfs/persistent.ts', exports: ['openSimulatedSysfs'] },
-];
-
-// The embedded code gets the bundle's own `require` (it only asks for Node built-ins): making one
-// with node:module's createRequire would cost more start-up time for the same thing.
-async function embedded(lazy) {
-  const out = await build({ ...common, entryPoints: [lazy.entry], outfile: 'lazy.cjs', write: false });
-  const exported = lazy.exports.map((name) => `export const ${name} = module.exports.${name};`).join('\n');
-  return `
-import { runInThisContext } from 'node:vm';
-const code = ${JSON.stringify(out.outputFiles[0].text)};
-const module = { exports: {} };
-runInThisContext('(function (exports, require, module) {' + code + '\\n})', { filename: ${JSON.stringify(lazy.entry)} })(
-  module.exports, require, module);
-${exported}
-`;
-}
-const sources = await Promise.all(LAZY.map(embedded));
-
-const outfile = resolve(root, values.outfile);
 await mkdir(dirname(outfile), { recursive: true });
-const result = await build({
+
+// The simulator, for the build tree only.
+await build({
+  ...common,
+  entryPoints: ['src/sysfs/persistent.ts'],
+  outfile: join(dirname(outfile), SIMULATOR_FILE),
+});
+
+// The hook itself, bundled; it becomes a string in the executable file (below). Its import of the
+// simulator turns into a require of the file next to the hook, made when a simulated host is used.
+const hook = await build({
   ...common,
   entryPoints: ['src/hooks/qemu-hook-main.ts'],
-  outfile,
-  banner: { js: `#!${values.node}` },
+  outfile: 'hook-main.cjs',
+  write: false,
   legalComments: 'eof',
-  metafile: true,
   plugins: [
     {
-      name: 'embedded-lazy-modules',
+      name: 'simulator-beside-the-hook',
       setup(b) {
-        LAZY.forEach((lazy, i) => {
-          b.onResolve({ filter: lazy.filter }, () => ({ path: String(i), namespace: 'embedded' }));
-        });
-        b.onLoad({ filter: /.*/, namespace: 'embedded' }, (args) => ({
-          contents: sources[Number(args.path)],
+        b.onResolve({ filter: /\/sysfs\/persistent\.js$/ }, () => ({
+          path: 'simulator',
+          namespace: 'beside',
+        }));
+        b.onLoad({ filter: /.*/, namespace: 'beside' }, () => ({
+          contents: `
+import { join } from 'node:path';
+import { VfbError } from './src/errors.ts';
+const file = join(__dirname, ${JSON.stringify(SIMULATOR_FILE)});
+let simulator;
+try {
+  simulator = require(file);
+} catch (err) {
+  throw new VfbError('NOT_FOUND', 'a simulated host needs ' + file + ', which only the build tree has', {
+    hint: 'run the hook from the build tree (npm run build); an installed hook reads /sys',
+    cause: err,
+  });
+}
+export const openSimulatedSysfs = simulator.openSimulatedSysfs;
+`,
           loader: 'js',
           resolveDir: root,
         }));
@@ -95,7 +104,7 @@ const result = await build({
     },
   ],
 });
-const dbusNext = Object.keys(result.metafile.inputs).filter((input) =>
+const dbusNext = Object.keys(hook.metafile.inputs).filter((input) =>
   input.includes('node_modules/dbus-next/'),
 );
 if (dbusNext.length > 0) {
@@ -104,6 +113,18 @@ if (dbusNext.length > 0) {
   );
   process.exit(70);
 }
+
+// The executable: the loader, which runs that string through V8's code cache.
+const result = await build({
+  ...common,
+  entryPoints: ['src/hooks/qemu-hook-loader.ts'],
+  outfile,
+  banner: { js: `#!${values.node}` },
+  define: {
+    HOOK_SOURCE: JSON.stringify(hook.outputFiles[0].text),
+    HOOK_BUILD: JSON.stringify(createHash('sha256').update(hook.outputFiles[0].text).digest('hex')),
+  },
+});
 await chmod(outfile, 0o755);
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
 process.stdout.write(`build-hook: wrote ${outfile} (${bytes} bytes, node ${values.node})\n`);

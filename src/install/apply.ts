@@ -6,7 +6,7 @@
  */
 import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { HOOK_PATH, type InstallFile } from './plan.js';
+import { HOOK_PATH, type InstallDirectory, type InstallEntry, type InstallFile } from './plan.js';
 import { errnoOf, writeFileAtomic } from '../state-files.js';
 
 export type FileOutcome = 'written' | 'updated' | 'unchanged' | 'kept';
@@ -22,7 +22,7 @@ export interface InstallReport {
 }
 
 export async function applyInstall(
-  plan: readonly InstallFile[],
+  plan: readonly InstallEntry[],
   root: string,
   dryRun: boolean,
 ): Promise<InstallReport> {
@@ -30,22 +30,46 @@ export async function applyInstall(
     !(await hasHooks(join(root, dirname(HOOK_PATH)))) &&
     !(await exists(join(root, '/etc/libvirt/hooks/qemu')));
   const files = [];
-  for (const file of plan) {
-    const target = join(root, file.path);
-    const current = await readCurrent(target);
-    let outcome: FileOutcome;
-    if (current === null) outcome = 'written';
-    else if (file.existing === 'keep') outcome = 'kept';
-    else if (current.content === file.content && current.mode === file.mode) outcome = 'unchanged';
-    else outcome = 'updated';
-    if (!dryRun && (outcome === 'written' || outcome === 'updated')) {
-      await mkdir(dirname(target), { recursive: true, mode: 0o755 });
-      await writeFileAtomic(target, file.content, file.mode);
-      await chmod(target, file.mode); // the umask may have narrowed the mode
-    }
-    files.push({ path: file.path, outcome, why: file.why });
+  for (const entry of plan) {
+    const target = join(root, entry.path);
+    const outcome =
+      entry.kind === 'file'
+        ? await applyFile(entry, target, dryRun)
+        : await applyDirectory(entry, target, dryRun);
+    files.push({ path: entry.path, outcome, why: entry.why });
   }
   return { files, restartLibvirt: firstHook };
+}
+
+async function applyFile(file: InstallFile, target: string, dryRun: boolean): Promise<FileOutcome> {
+  const current = await readCurrent(target);
+  let outcome: FileOutcome;
+  if (current === null) outcome = 'written';
+  else if (file.existing === 'keep') outcome = 'kept';
+  else if (current.content === file.content && current.mode === file.mode) outcome = 'unchanged';
+  else outcome = 'updated';
+  if (!dryRun && (outcome === 'written' || outcome === 'updated')) {
+    await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+    await writeFileAtomic(target, file.content, file.mode);
+    await chmod(target, file.mode); // the umask may have narrowed the mode
+  }
+  return outcome;
+}
+
+async function applyDirectory(dir: InstallDirectory, target: string, dryRun: boolean): Promise<FileOutcome> {
+  const mode = await stat(target).then(
+    (s) => s.mode & 0o7777,
+    (err: unknown) => {
+      if (errnoOf(err) === 'ENOENT') return null;
+      throw err;
+    },
+  );
+  const outcome: FileOutcome = mode === null ? 'written' : mode === dir.mode ? 'unchanged' : 'updated';
+  if (!dryRun && outcome !== 'unchanged') {
+    await mkdir(target, { recursive: true, mode: dir.mode });
+    await chmod(target, dir.mode);
+  }
+  return outcome;
 }
 
 async function readCurrent(path: string): Promise<{ content: string; mode: number } | null> {

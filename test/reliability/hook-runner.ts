@@ -2,7 +2,8 @@
  * The installed libvirt hook, run the way libvirt runs it (REFERENCE.md §4): the bundle itself as
  * the executable, argv `<domain> <op> <subop> <extra>`, the domain XML on stdin, and only libvirt's
  * environment (LC_ALL=C plus PATH, HOME, USER, LOGNAME, TMPDIR) — with VFBROKER_HOOK_SETTINGS
- * pointing it at the test's bus and simulated host, as `vfbroker demo` does.
+ * pointing it at the test's bus and simulated host, as `vfbroker demo` does, and with no code cache
+ * unless a test names one (VFBROKER_HOOK_CODE_CACHE), so that no test writes to /var/cache/vfbroker.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
@@ -41,9 +42,13 @@ export function runHook(
   settingsFile: string,
   args: readonly string[],
   input: HookInput,
-  options: { readonly killAfterMs?: number } = {},
+  options: { readonly killAfterMs?: number; readonly codeCache?: string } = {},
 ): Promise<HookRun> {
-  const env: Record<string, string> = { LC_ALL: 'C', VFBROKER_HOOK_SETTINGS: settingsFile };
+  const env: Record<string, string> = {
+    LC_ALL: 'C',
+    VFBROKER_HOOK_SETTINGS: settingsFile,
+    VFBROKER_HOOK_CODE_CACHE: options.codeCache ?? '',
+  };
   for (const name of PASSED_THROUGH) {
     const value = process.env[name];
     if (value !== undefined) env[name] = value;

@@ -46,6 +46,10 @@ describe('vfbroker install', () => {
       deadlineMs: 5000,
     });
     await stat(join(root, 'usr/share/dbus-1/system.d/org.vfbroker.Broker1.conf'));
+    // The hook writes its code cache there but never creates the directory itself.
+    const cache = await stat(join(root, 'var/cache/vfbroker'));
+    assert.ok(cache.isDirectory());
+    assert.equal(cache.mode & 0o777, 0o700);
     assert.match(r.stdout, /restart it once/);
   });
 
