@@ -6,13 +6,20 @@
  *
  * 1, 8 and 64 clients, each on its own bus connection as hooks are, each calling in a loop for
  * RUN_MS: PrepareGuest with 1–8 VFs of one guest and the right tokens (every verdict must be ok, or
- * the bench stops). Two rounds:
+ * the bench stops). Three rounds:
  * - new leases: each PrepareGuest leases its VFs afresh (the lease table is written to disk), then
  *   ReleaseGuest (not timed, not counted) — what a real guest start costs;
  * - held leases: guests ask again for VFs they already hold, which changes nothing and writes
- *   nothing — the cost of the bus, the policy and the verdicts alone.
+ *   nothing — the cost of the bus, the policy and the verdicts alone;
+ * - ping: org.freedesktop.DBus.Peer.Ping to the broker, which its D-Bus adapter answers without
+ *   the broker doing anything — the floor this machine, this bus and these clients set, against
+ *   which the other two can be read.
  * Client c only uses the guests of PF c, so no two clients want a VF at once. The caches are warm:
- * every client makes one round of calls first. Prints figures; asserts nothing.
+ * every client makes one round of calls first.
+ *
+ * Memory: the broker's RSS when ready, its peak, and while it idles after the runs — V8 returns
+ * memory only when its memory reducer runs, some seconds into idleness, so the bench watches RSS for
+ * IDLE_MS and prints what it saw. Prints figures; asserts nothing.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,6 +34,8 @@ import { guestsOfPf, VFS_PER_GUEST, type BenchGuest, type Scenario } from './sup
 import type { PrepareDevice } from '../src/broker/api.js';
 import { startPrivateBus, type PrivateBus } from '../src/demo/private-bus.js';
 import { BrokerClient } from '../src/dbus/client.js';
+import { BUS_NAME, OBJECT_PATH } from '../src/dbus/protocol.js';
+import { Message } from 'dbus-next';
 import { VfbError } from '../src/errors.js';
 import { pfAddress, vfAddress } from '../test/support/broker-world.js';
 
@@ -36,12 +45,15 @@ const RUN_MS = 3_000;
 /** Per level, whatever RUN_MS allows: keeps a very fast machine's run (and its memory) bounded. */
 const MAX_CALLS = 200_000;
 const TARGET = { callsPerSecond: 5_000, p99Ms: 10, rssBytes: 100 * 1024 * 1024 } as const;
+/** How long to watch the broker idle after the runs, and how often to look. */
+const IDLE_MS = 90_000;
+const IDLE_SAMPLE_MS = 5_000;
 
-/** Whether each PrepareGuest makes new leases (then released) or asks for VFs its guest holds. */
-type Leases = 'new' | 'held';
+/** PrepareGuest making new leases (then released) or asking for VFs its guest holds; or Peer.Ping. */
+type Round = 'new' | 'held' | 'ping';
 
 interface LevelResult {
-  readonly leases: Leases;
+  readonly round: Round;
   readonly clients: number;
   readonly calls: number;
   readonly seconds: number;
@@ -62,11 +74,11 @@ interface Limits {
   readonly interrupt: Interrupt;
 }
 
-/** One client's loop: PrepareGuest (timed), then ReleaseGuest for new leases, within the limits. */
+/** One client's loop within the limits: PrepareGuest (timed), then ReleaseGuest for new leases; or Ping. */
 async function runLane(
   { client, guests }: Lane,
   tokens: readonly string[],
-  leases: Leases,
+  round: Round,
   limits: Limits,
   latencies: number[],
 ): Promise<void> {
@@ -74,10 +86,22 @@ async function runLane(
     limits.left--;
     const guest = guests[i % guests.length] as BenchGuest;
     const start = performance.now();
-    await prepare(client, guest, 1 + (i % VFS_PER_GUEST), tokens);
+    if (round === 'ping') await ping(client);
+    else await prepare(client, guest, 1 + (i % VFS_PER_GUEST), tokens);
     latencies.push(performance.now() - start);
-    if (leases === 'new') await client.releaseGuest(guest.uuid, 'shutdown');
+    if (round === 'new') await client.releaseGuest(guest.uuid, 'shutdown');
   }
+}
+
+const PING = {
+  destination: BUS_NAME,
+  path: OBJECT_PATH,
+  interface: 'org.freedesktop.DBus.Peer',
+  member: 'Ping',
+};
+
+async function ping(client: BrokerClient): Promise<void> {
+  await client.connection.call(new Message(PING), { timeoutMs: 25_000 });
 }
 
 /** PrepareGuest for the guest's first `vfs` VFs with the right token; anything but ok stops the bench. */
@@ -104,7 +128,7 @@ async function prepare(
 async function runLevel(
   lanes: readonly Lane[],
   tokens: readonly string[],
-  leases: Leases,
+  round: Round,
   processes: Processes,
   level: { readonly runMs: number; readonly maxCalls: number; readonly interrupt: Interrupt },
 ): Promise<LevelResult> {
@@ -112,12 +136,12 @@ async function runLevel(
   const before = await usage(processes);
   const start = performance.now();
   const limits = { until: start + level.runMs, left: level.maxCalls, interrupt: level.interrupt };
-  await Promise.all(lanes.map((lane) => runLane(lane, tokens, leases, limits, latencies)));
+  await Promise.all(lanes.map((lane) => runLane(lane, tokens, round, limits, latencies)));
   const seconds = (performance.now() - start) / 1000;
   const after = await usage(processes);
   const spent = (k: keyof Usage) => (after[k] - before[k]) / seconds;
   return {
-    leases,
+    round,
     clients: lanes.length,
     calls: latencies.length,
     seconds,
@@ -133,19 +157,20 @@ async function runLevel(
 }
 
 /**
- * The clients' guests: for new leases all the guests of their PF; for held leases one guest per
- * VF slot of the PF, each holding its whole slot (leased here, before the runs).
+ * The clients' guests: for new leases (and ping, which uses none) all the guests of their PF; for
+ * held leases one guest per VF slot of the PF, each holding its whole slot (leased here, before the
+ * runs).
  */
 async function lanes(
   clients: readonly BrokerClient[],
-  leases: Leases,
+  round: Round,
   tokens: readonly string[],
 ): Promise<Lane[]> {
   const slots = Math.floor(SCENARIO.vfs / VFS_PER_GUEST);
   return Promise.all(
     clients.map(async (client, c) => {
       const all = guestsOfPf(SCENARIO, c);
-      if (leases === 'new') return { client, guests: all };
+      if (round !== 'held') return { client, guests: all };
       const guests = all.slice(0, slots);
       for (const guest of guests) await prepare(client, guest, VFS_PER_GUEST, tokens);
       return { client, guests };
@@ -197,15 +222,25 @@ function describeMemory(m: Memory): string {
   return `RSS ${mb(m.rss)} (peak ${mb(m.peak)}; V8 heap ${mb(m.heapUsed)} used of ${mb(m.heapTotal)}, external ${mb(m.external)})`;
 }
 
+/** The broker's memory every IDLE_SAMPLE_MS while it idles for IDLE_MS, from the moment the runs end. */
+async function watchIdle(broker: BrokerChild, interrupt: Interrupt): Promise<Memory[]> {
+  const seen = [await memory(broker)];
+  for (let t = 0; t < IDLE_MS && !interrupt.stopped; t += IDLE_SAMPLE_MS) {
+    await new Promise((resolve) => setTimeout(resolve, IDLE_SAMPLE_MS));
+    seen.push(await memory(broker));
+  }
+  return seen;
+}
+
 function report(
   results: readonly LevelResult[],
-  memoryAt: { readonly ready: Memory; readonly end: Memory },
+  memoryAt: { readonly ready: Memory; readonly idle: readonly Memory[] },
   buildMs: number,
 ): string {
   const percent = (share: number) => `${Math.round(100 * share)}%`;
   const rows = [
     [
-      'leases',
+      'round',
       'clients',
       'calls',
       'calls/s',
@@ -218,7 +253,7 @@ function report(
       'bench loop',
     ],
     ...results.map((r) => [
-      r.leases,
+      r.round === 'ping' ? 'ping (floor)' : `${r.round} leases`,
       String(r.clients),
       r.calls.toLocaleString('en'),
       Math.round(r.calls / r.seconds).toLocaleString('en'),
@@ -232,24 +267,36 @@ function report(
     ]),
   ];
   const most = Math.max(...LEVELS);
-  const against = (leases: Leases) => {
-    const top = results.find((r) => r.leases === leases && r.clients === most);
-    if (top === undefined) return `  ${leases} leases: no run at ${most} clients`;
-    const rate = top.calls / top.seconds;
-    const p99 = percentile(top.latencies, 99);
+  const figures = (round: Round) => {
+    const top = results.find((r) => r.round === round && r.clients === most);
+    return top === undefined ? null : { rate: top.calls / top.seconds, p99: percentile(top.latencies, 99) };
+  };
+  const against = (round: Round) => {
+    const top = figures(round);
+    if (top === null) return `  ${round} leases: no run at ${most} clients`;
     return (
-      `  ${leases} leases, ${most} clients: ${Math.round(rate).toLocaleString('en')} calls/s (target ≥ ${TARGET.callsPerSecond.toLocaleString('en')}: ${verdict(rate >= TARGET.callsPerSecond)}), ` +
-      `p99 ${ms(p99)} ms (target ≤ ${TARGET.p99Ms} ms: ${verdict(p99 <= TARGET.p99Ms)})`
+      `  ${round} leases, ${most} clients: ${Math.round(top.rate).toLocaleString('en')} calls/s (target ≥ ${TARGET.callsPerSecond.toLocaleString('en')}: ${verdict(top.rate >= TARGET.callsPerSecond)}), ` +
+      `p99 ${ms(top.p99)} ms (target ≤ ${TARGET.p99Ms} ms: ${verdict(top.p99 <= TARGET.p99Ms)})`
     );
   };
-  const { ready, end } = memoryAt;
+  const floor = figures('ping');
+  const { ready, idle } = memoryAt;
+  const settled = idle.at(-1);
+  const peak = Math.max(...idle.map((m) => m.peak));
   return [
     table(rows),
     '',
     against('new'),
     against('held'),
+    floor === null
+      ? ''
+      : `  floor, Peer.Ping with no broker work, ${most} clients: ${Math.round(floor.rate).toLocaleString('en')} calls/s, p99 ${ms(floor.p99)} ms ` +
+        `(with ${most} calls always in flight, the mean wait is ${most} ÷ calls/s = ${ms((1000 * most) / floor.rate)} ms)`,
     `  broker when ready: ${describeMemory(ready)}`,
-    `  broker after the runs: ${describeMemory(end)}; target ≤ ${mb(TARGET.rssBytes)}: ${verdict(end.peak <= TARGET.rssBytes)}`,
+    `  broker idling after the runs, RSS every ${IDLE_SAMPLE_MS / 1000} s: ${idle.map((m) => mb(m.rss).replace(' MB', '')).join(', ')} MB (V8 returns memory when its memory reducer runs)`,
+    settled === undefined
+      ? ''
+      : `  broker settled: ${describeMemory(settled)}; target ≤ ${mb(TARGET.rssBytes)}: ${verdict(settled.rss <= TARGET.rssBytes)} (peak under load ${mb(peak)})`,
     `  broker start-up (host, bring-up of ${SCENARIO.pfCount * SCENARIO.vfs} VFs, policy, bus name): ${(buildMs / 1000).toFixed(1)} s`,
     `  at the end: ${machineLoad()}`,
     '',
@@ -272,6 +319,7 @@ async function main(): Promise<void> {
       `load: ${LEVELS.join(', ')} clients, one bus connection each, ${RUN_MS / 1000} s per level after a warm-up round; each call 1–${VFS_PER_GUEST} VFs with the right tokens (verdict ok)`,
       `      new leases: each call leases its VFs (lease table written), then ReleaseGuest (not timed, not counted)`,
       `      held leases: guests ask again for VFs they hold (no lease change, nothing written)`,
+      `      ping: org.freedesktop.DBus.Peer.Ping to the broker, answered by its D-Bus adapter alone: the floor`,
       `targets: ≥ ${TARGET.callsPerSecond.toLocaleString('en')} calls/s and p99 ≤ ${TARGET.p99Ms} ms at 64 clients; RSS ≤ ${mb(TARGET.rssBytes)}`,
     ]),
   );
@@ -302,21 +350,22 @@ async function main(): Promise<void> {
     const ready = await memory(broker);
 
     const results: LevelResult[] = [];
-    for (const leases of ['new', 'held'] as const) {
-      const all = await lanes(clients, leases, tokens);
+    for (const round of ['new', 'held', 'ping'] as const) {
+      const all = await lanes(clients, round, tokens);
       // Warm-up: a round of calls, all clients at once.
-      await runLevel(all, tokens, leases, processes, {
+      await runLevel(all, tokens, round, processes, {
         runMs: Number.POSITIVE_INFINITY,
         maxCalls: SCENARIO.guests,
         interrupt,
       });
       for (const n of LEVELS) {
         const level = { runMs: RUN_MS, maxCalls: MAX_CALLS, interrupt };
-        results.push(await runLevel(all.slice(0, n), tokens, leases, processes, level));
+        results.push(await runLevel(all.slice(0, n), tokens, round, processes, level));
       }
     }
     if (!interrupt.stopped) {
-      process.stdout.write(report(results, { ready, end: await memory(broker) }, broker.buildMs));
+      const idle = await watchIdle(broker, interrupt);
+      process.stdout.write(report(results, { ready, idle }, broker.buildMs));
     }
   } catch (err) {
     // A Ctrl-C also stops the bus and the broker, so calls fail: that is the interruption, not an error.
