@@ -1,11 +1,13 @@
 /**
  * `vfbroker doctor`: why would this VF refuse to open? Runs every check over one environment and
- * returns the findings in a fixed order: the host (config, vfio-pci, kernel, QEMU, broker, store),
+ * returns the findings in a fixed order: the host (config, vfio-pci, kernel, QEMU, the libvirt hook,
+ * broker, store),
  * then the devices of the target grouped by PF, then the guest's definition.
  */
 import { toVfbError } from '../errors.js';
 import { checkBroker, checkPfToken, checkStore } from './checks/broker.js';
 import { checkConfig } from './checks/config.js';
+import { checkHook } from './checks/hook.js';
 import { checkGuestDefinition, checkGuestIommufd, checkGuestTokens } from './checks/guest.js';
 import { checkKernelLog, checkKernelLogReadable } from './checks/kernel-log.js';
 import { checkKernel } from './checks/kernel.js';
@@ -50,6 +52,7 @@ export async function runDoctor(env: DoctorEnvironment, target: DoctorTarget): P
   await run('vfio-pci', null, () => checkVfioModule(ctx));
   await run('kernel', null, () => checkKernel(ctx));
   await run('qemu', null, () => checkQemu(ctx));
+  await run('hook', null, () => checkHook(ctx));
   await run('broker', null, () => checkBroker(ctx));
   await run('store', null, () => checkStore(ctx));
   await run('kernel-log', null, () => checkKernelLogReadable(ctx));

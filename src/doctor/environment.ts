@@ -6,6 +6,7 @@
 import type { BrokerStatus, PfSummary } from '../broker/api.js';
 import type { BrokerConfig } from '../config/broker-config.js';
 import type { VfbError } from '../errors.js';
+import type { HookInstallation } from '../install/inspect.js';
 import type { Sysfs } from '../sysfs/sysfs.js';
 
 /** The QEMU that libvirt runs when a guest names no `<emulator>`, and the one checked without a guest. */
@@ -44,4 +45,9 @@ export interface DoctorEnvironment {
   vfioCdevPresent(): Promise<boolean>;
   /** `dmesg` */
   kernelLog(): Promise<KernelLog>;
+  /**
+   * `vfbroker install --dry-run`, for the hook, its settings and its cache directory only; null on a
+   * simulated host, whose libvirt is not the host's.
+   */
+  hookInstallation(): Promise<HookInstallation | null>;
 }

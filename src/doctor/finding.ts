@@ -17,6 +17,7 @@ export const CHECK_IDS = [
   'vfio-pci',
   'kernel',
   'qemu',
+  'hook',
   'broker',
   'store',
   'guest-definition',

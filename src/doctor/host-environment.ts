@@ -8,6 +8,7 @@ import { release } from 'node:os';
 import { loadBrokerConfig, type SysfsConfig } from '../config/broker-config.js';
 import { BrokerClient } from '../dbus/client.js';
 import { toVfbError } from '../errors.js';
+import { inspectHookInstallation } from '../install/inspect.js';
 import { createLogger } from '../log.js';
 import { createNodeRunner } from '../process/node-runner.js';
 import { openSimulatedSysfs } from '../sysfs/persistent.js';
@@ -49,6 +50,10 @@ export async function hostEnvironment(options: HostEnvironmentOptions): Promise<
         () => false,
       ),
     kernelLog,
+    hookInstallation: () =>
+      loaded?.sysfs.type === 'simulator'
+        ? Promise.resolve(null)
+        : inspectHookInstallation({ config: loaded, node: process.execPath, root: '/' }),
   };
 }
 

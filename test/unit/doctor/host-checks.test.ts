@@ -1,4 +1,4 @@
-/** The host-wide checks: config, vfio-pci, kernel, qemu. */
+/** The host-wide checks: config, vfio-pci, kernel, qemu, hook. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { VF0, QEMU_7_2, doctor, healthyWorld, one, type World } from './world.js';
@@ -177,5 +177,59 @@ describe('doctor: qemu', () => {
       [odd.status, odd.what],
       ['skip', 'qemu-system-x86_64 --version does not say which QEMU it is'],
     );
+  });
+});
+
+describe('doctor: hook', () => {
+  it('fails when no hook is installed, and says how to install it', async () => {
+    const world = await healthyWorld();
+    world.hook = { hook: 'missing', settings: 'missing', cacheDirectory: 'missing' };
+    const report = await doctor(world);
+    const f = one(report, 'hook');
+    assert.deepEqual(
+      [f.status, f.what, f.fix],
+      [
+        'fail',
+        'no libvirt hook at /etc/libvirt/hooks/qemu.d/vfbroker',
+        'vfbroker install, then restart libvirt once (systemctl restart libvirtd, or virtqemud)',
+      ],
+    );
+    assert.match(f.why, /starts guests unchecked/);
+    assert.equal(report.failed, true);
+  });
+
+  it('warns about another vfbroker’s hook, stale settings and a missing cache directory, in that order', async () => {
+    const world = await healthyWorld();
+    const cases = [
+      [
+        { hook: 'differs', settings: 'differs', cacheDirectory: 'missing' },
+        "the hook at /etc/libvirt/hooks/qemu.d/vfbroker is not this vfbroker's",
+      ],
+      [
+        { hook: 'current', settings: 'differs', cacheDirectory: 'missing' },
+        '/etc/vfbroker/hook.json does not match /etc/vfbroker/broker.yaml',
+      ],
+      [
+        { hook: 'current', settings: 'missing', cacheDirectory: 'current' },
+        '/etc/vfbroker/hook.json is missing',
+      ],
+      [
+        { hook: 'current', settings: 'current', cacheDirectory: 'differs' },
+        "the hook's code-cache directory /var/cache/vfbroker is missing or not 0700",
+      ],
+    ] as const;
+    for (const [installed, what] of cases) {
+      world.hook = installed;
+      const report = await doctor(world);
+      const f = one(report, 'hook');
+      assert.deepEqual([f.status, f.what, f.fix], ['warn', what, 'vfbroker install']);
+      assert.equal(report.failed, false, 'a warning is not a failure');
+    }
+  });
+
+  it('skips a simulated host, whose libvirt is not the host’s', async () => {
+    const world = await healthyWorld();
+    world.hook = null;
+    assert.equal(one(await doctor(world), 'hook').status, 'skip');
   });
 });

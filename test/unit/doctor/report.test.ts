@@ -68,6 +68,7 @@ describe('doctor: a healthy host', () => {
       ['vfio-pci', null, 'ok'],
       ['kernel', null, 'ok'],
       ['qemu', 'qemu-system-x86_64', 'ok'],
+      ['hook', null, 'ok'],
       ['broker', null, 'ok'],
       ['store', null, 'ok'],
       ['pf-configured', PF, 'ok'],
@@ -130,7 +131,7 @@ describe('doctor: a broken host', () => {
     assert.equal(text[at + 2], '    fix: vfbroker guest sync vm1');
     assert.equal(
       text.at(-1),
-      '13 ok, 3 warning(s), 4 failed, 3 skipped: a VF would refuse to open (see ✗ above)',
+      '14 ok, 3 warning(s), 4 failed, 3 skipped: a VF would refuse to open (see ✗ above)',
     );
     assert.ok(!text.join('\n').includes('\x1b['));
     assertNoSecretsIn(text.join('\n'), SECRETS, 'the text report');
@@ -155,7 +156,7 @@ describe('doctor: rendering', () => {
     assert.deepEqual(json['target'], { kind: 'vf', address: '0000:3b:10.0' });
     assert.equal(json['kernelRelease'], '6.1.0-27-amd64');
     assert.equal(json['failed'], false);
-    assert.deepEqual(json['summary'], { ok: 12, warn: 0, fail: 0, skip: 0 });
+    assert.deepEqual(json['summary'], { ok: 13, warn: 0, fail: 0, skip: 0 });
     const findings = json['findings'] as Record<string, unknown>[];
     assert.deepEqual(findings[0], {
       id: 'config',

@@ -24,6 +24,7 @@ import type {
   KernelLog,
 } from '../../../src/doctor/environment.js';
 import type { Finding } from '../../../src/doctor/finding.js';
+import type { HookInstallation } from '../../../src/install/inspect.js';
 import { programProbes } from '../../../src/doctor/programs.js';
 import { toVfbError, VfbError } from '../../../src/errors.js';
 import { parsePciAddress, type PciAddress } from '../../../src/pci/address.js';
@@ -231,6 +232,8 @@ export interface World {
   kernelLog: KernelLog | 'simulator';
   /** Guest definitions by name. */
   readonly guests: Map<string, string>;
+  /** What `vfbroker install --dry-run` would find of the hook; null on a simulated host. */
+  hook: HookInstallation | null;
 }
 
 /** A healthy world: every check passes on it. */
@@ -256,6 +259,7 @@ export async function healthyWorld(): Promise<World> {
     cdev: false,
     kernelLog: 'simulator',
     guests,
+    hook: { hook: 'current', settings: 'current', cacheDirectory: 'current' },
   };
 }
 
@@ -271,6 +275,7 @@ export function environment(world: World): DoctorEnvironment {
       world.kernelLog === 'simulator'
         ? { readable: true, lines: await world.sysfs.readKernelLog() }
         : world.kernelLog,
+    hookInstallation: () => Promise.resolve(world.hook),
   };
 }
 
