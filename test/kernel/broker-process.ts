@@ -121,6 +121,16 @@ export class BrokerProcess {
     return (logTime(next) - logTime(started)) / 1000;
   }
 
+  /** How many log lines it has written so far: a mark for `logLinesSince`. */
+  logMark(): number {
+    return this.logLines().length;
+  }
+
+  /** The log lines (parsed pino JSON) written after `mark`. */
+  logLinesSince(mark: number): Record<string, unknown>[] {
+    return this.logLines().slice(mark);
+  }
+
   /** SIGTERM, as systemd stops it; its exit status, or null when it had to be killed. */
   async stop(): Promise<number | null> {
     if (!this.running) return this.exit;

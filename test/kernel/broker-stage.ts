@@ -1,9 +1,12 @@
 /**
  * What stages 3 and 4 share around the broker: its configuration for the guest (file store, the real
- * /sys, one PF on the generic plugin) and the case that it came up with the PF up.
+ * /sys, one PF on the generic plugin), the case that it came up with the PF up, and its view of the
+ * PF holder.
  */
 import { join } from 'node:path';
+import { BrokerClient } from '../../src/dbus/client.js';
 import type { PciAddress } from '../../src/pci/address.js';
+import type { PfStatus } from '../../src/plugins/status.js';
 import type { BrokerProcess, CliResult } from './broker-process.js';
 import type { CaseReport } from './report.js';
 
@@ -51,5 +54,23 @@ export async function checkReady(
     const r = await pfUp();
     process.stdout.write(`${name}: vfbroker pf up ${pf} exited ${String(r.code)}: ${r.stdout}${r.stderr}\n`);
     if (r.code === 0) return;
+  }
+}
+
+/** The broker's view of the PF in a few words (`up, PF open, token set`), and the PF holder's pid. */
+export async function holderState(
+  busAddress: string,
+  pf: PciAddress,
+): Promise<{ words: string; pid: number | null }> {
+  const client = await BrokerClient.connect({ address: busAddress });
+  try {
+    const status = (await client.pfStatus(pf)) as PfStatus;
+    const detail = status.driver?.detail ?? 'no driver';
+    return {
+      words: `${status.state}, ${detail.replace(/^PF holder pid \d+: /, '')}`,
+      pid: status.driver?.pid ?? null,
+    };
+  } finally {
+    client.close();
   }
 }

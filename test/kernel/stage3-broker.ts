@@ -3,28 +3,28 @@
  * the shipped bus policy, `vfbroker serve` with the file store and /sys, the emulated 82576 brought
  * up with `plugin: generic` (from igb to vfio-pci, held by vfbroker's PF holder), and consumers that
  * ask the broker for VF 1's token with the CLI under their own uid, then open the VF through VFIO
- * with it as QEMU and DPDK do (GET_DEVICE_FD "<vf> vf_token=<uuid>").
+ * with it as QEMU and DPDK do (GET_DEVICE_FD "<vf> vf_token=<uuid>"). Last, the PF's VF count
+ * changes through SetNumVfs (stage3-set-num-vfs.ts).
  *
  *   node stage3-broker.js <PF>     the PF in any state stage 2 may leave it in; igb loaded
  *
- * The guest's /etc/passwd has the consumer (uid 1001, granted VF 1 in policy.yaml by uid) and a
- * stranger (uid 1002, granted nothing).
+ * The guest's /etc/passwd has the consumer (uid 1001, granted VF 1 in policy.yaml by uid and named
+ * the PF's owner) and a stranger (uid 1002, granted nothing).
  */
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startPrivateBus, type PrivateBus } from '../../src/demo/private-bus.js';
-import { BrokerClient } from '../../src/dbus/client.js';
+import { startPrivateBus } from '../../src/demo/private-bus.js';
 import { parsePciAddress, type PciAddress } from '../../src/pci/address.js';
 import { VfioGroup } from '../../src/pfholder/group.js';
 import { closeFd } from '../../src/pfholder/vfio.js';
-import type { PfStatus } from '../../src/plugins/status.js';
 import { RealSysfs } from '../../src/sysfs/real.js';
 import { isUuid } from '../../src/uuid.js';
 import { restorePf } from '../cases/sysfs-cases.js';
 import { BrokerProcess, runCli, type CliResult, type Identity } from './broker-process.js';
-import { brokerConfig, checkReady } from './broker-stage.js';
+import { brokerConfig, checkReady, holderState } from './broker-stage.js';
 import { CaseReport } from './report.js';
+import { setNumVfsCases } from './stage3-set-num-vfs.js';
 import { configIds, outcome } from './vf-user.js';
 
 const report = new CaseReport('3');
@@ -34,6 +34,8 @@ const STRANGER: Identity = { uid: 1002, gid: 1002 };
 const CALL_TIMEOUT_MS = 240_000;
 /** sysexits EX_NOPERM: the CLI's exit status for DENIED (src/errors.ts). */
 const EXIT_DENIED = 77;
+/** Granted VF 1 in policy.yaml: a lease on it holds the PF's VF count. */
+const GUEST = { uuid: randomUUID(), name: 'vm-stage3' };
 
 /**
  * A token-get answer in words: `exit 0, a token`; `exit 77, no token, denied` when the broker's
@@ -54,22 +56,15 @@ function policy(pf: PciAddress): string {
     name: stage 3 consumer
     vfs:
       - { pf: '${pf}', vfs: [1] }
+  - guest: '${GUEST.uuid}'
+    name: ${GUEST.name}
+    vfs:
+      - { pf: '${pf}', vfs: [1] }
+owners:
+  - app: { user: ${CONSUMER.uid} }
+    name: stage 3 PF owner
+    pf: '${pf}'
 `;
-}
-
-/** The broker's view of the PF in a few words, and the PF holder's pid. */
-async function holderState(bus: PrivateBus, pf: PciAddress): Promise<{ words: string; pid: number | null }> {
-  const client = await BrokerClient.connect({ address: bus.address });
-  try {
-    const status = (await client.pfStatus(pf)) as PfStatus;
-    const detail = status.driver?.detail ?? 'no driver';
-    return {
-      words: `${status.state}, ${detail.replace(/^PF holder pid \d+: /, '')}`,
-      pid: status.driver?.pid ?? null,
-    };
-  } finally {
-    client.close();
-  }
 }
 
 async function main(pf: PciAddress): Promise<void> {
@@ -92,15 +87,16 @@ async function main(pf: PciAddress): Promise<void> {
   // The CLI's default 10 s per call is for a real host; under TCG a PfUp alone can take longer.
   const cli = (who: Identity, ...args: string[]) =>
     runCli(['--bus', bus.address, '--timeout', String(CALL_TIMEOUT_MS), ...args], who);
-  const cliStderr: string[] = [];
+  // What the CLI and the SetNumVfs calls wrote: no token may be in it.
+  const outputs: string[] = [];
   const pfUp = async () => {
     const r = await cli(ROOT, 'pf', 'up', pf);
-    cliStderr.push(r.stderr);
+    outputs.push(r.stderr);
     return r;
   };
   const tokenGet = async (who: Identity, vf: PciAddress) => {
     const r = await cli(who, 'token', 'get', '--vf', vf);
-    cliStderr.push(r.stderr);
+    outputs.push(r.stderr);
     return r;
   };
 
@@ -112,6 +108,13 @@ async function main(pf: PciAddress): Promise<void> {
   };
   let vfGroup: VfioGroup | null = null;
   let vfFd: number | null = null;
+  // The group first: a device fd keeps its group's file, so the IOMMU container goes with the device.
+  const closeHeldVf = () => {
+    vfGroup?.close();
+    vfGroup = null;
+    if (vfFd !== null) closeFd(vfFd);
+    vfFd = null;
+  };
   const tokens: string[] = [];
   try {
     // ---- the broker brings the PF up: igb → vfio-pci, the holder sets the token, then 2 VFs
@@ -124,7 +127,7 @@ async function main(pf: PciAddress): Promise<void> {
       'PF vfio-pci, VFs vfio-pci,vfio-pci',
       `PF ${await sysfs.driver(pf)}, VFs ${vfDrivers.join(',')}`,
     );
-    const before = await holderState(bus, pf);
+    const before = await holderState(bus.address, pf);
     report.check('holder-holds-the-pf', 'up, PF open, token set', before.words);
     const [vf0, vf1] = vfs;
     if (vf0 === undefined || vf1 === undefined) throw new Error(`expected 2 VFs, found ${vfs.length}`);
@@ -166,7 +169,7 @@ async function main(pf: PciAddress): Promise<void> {
 
     // ---- live rotation through the broker while the VF is open
     const rotated = await cli(ROOT, 'token', 'rotate', pf);
-    cliStderr.push(rotated.stderr);
+    outputs.push(rotated.stderr);
     report.check(
       'token-rotate-through-the-broker',
       `exit 0, ${pf}: done`,
@@ -190,7 +193,7 @@ async function main(pf: PciAddress): Promise<void> {
     report.check('open-vf-usable-while-the-broker-is-down', '8086:10ca', configIds(held, vf1));
     broker = startBroker();
     await checkReady(report, 'broker-restart-ready-pf-up', broker, pf, pfUp);
-    const after = await holderState(bus, pf);
+    const after = await holderState(bus.address, pf);
     report.check(
       'restarted-holder-reopened-the-pf',
       'up, PF open, token set, new holder',
@@ -205,10 +208,29 @@ async function main(pf: PciAddress): Promise<void> {
       'exit 0, a token, unchanged',
       `${tokenAnswer(third)}, ${third.stdout.trim() === second ? 'unchanged' : 'changed'}`,
     );
+
+    // ---- SetNumVfs on the real PF, VF 1 still open here
+    await setNumVfsCases({
+      report,
+      sysfs,
+      pf,
+      busAddress: bus.address,
+      broker,
+      callTimeoutMs: CALL_TIMEOUT_MS,
+      owner: CONSUMER,
+      stranger: STRANGER,
+      guest: GUEST,
+      token: second,
+      holderPid: after.pid,
+      heldVf: vf1,
+      heldFd: held,
+      closeHeldVf,
+      outputs,
+      tokens,
+    });
     report.check('broker-stops-again', '0', String(await broker.stop()));
   } finally {
-    if (vfFd !== null) closeFd(vfFd);
-    vfGroup?.close();
+    closeHeldVf();
     for (const b of brokers) if (b.running) await b.stop();
     await bus.stop();
   }
@@ -216,7 +238,7 @@ async function main(pf: PciAddress): Promise<void> {
   // The broker's log (its PF holders' lines included) and the CLI's errors may never carry a token.
   report.checkNoTokens(
     'no-token-in-broker-output',
-    [...brokers.map((b) => b.output), ...cliStderr].join('\n'),
+    [...brokers.map((b) => b.output), ...outputs].join('\n'),
     tokens,
   );
 }
