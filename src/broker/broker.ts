@@ -24,6 +24,7 @@ import type { TokenCache } from './store/token-cache.js';
 import type { PfTokens, TokenStore } from './store/token-store.js';
 import type { Policy } from '../config/policy-config.js';
 import { VfbError, isVfbError } from '../errors.js';
+import type { RunningGuests } from '../libvirt/running-guests.js';
 import type { Logger } from '../log.js';
 import type { PciAddress } from '../pci/address.js';
 import type { PluginContext } from '../plugins/contract.js';
@@ -47,6 +48,8 @@ export interface BrokerDeps {
   /** Runs a PF's life cycle with its current wanted VF count; records the outcome on the PF. */
   readonly bringUp: (pf: ManagedPf) => Promise<void>;
   readonly events: BrokerEvents;
+  /** Which running guest's QEMU a caller is, for the owner rules that name guests (SetNumVfs). */
+  readonly runningGuests: RunningGuests;
   readonly logger: Logger;
   readonly now?: () => number;
 }
@@ -189,30 +192,13 @@ export class Broker implements BrokerApi {
 
   /**
    * Changes a PF's VF count through its plugin (limits, 0 first, VF binding, PF driver), for root or
-   * a consumer policy.yaml names as the PF's owner. The kernel destroys every VF when the count
-   * changes, so a PF whose VFs are leased to guests is refused.
+   * a consumer policy.yaml names as the PF's owner (an application, or a guest through its QEMU).
+   * The kernel destroys every VF when the count changes, so a PF whose VFs are leased to guests is
+   * refused.
    */
   async setNumVfs(caller: Caller, pf: PciAddress, count: number): Promise<void> {
     const managed = this.#managed(pf);
-    if (!this.#isAdmin(caller)) {
-      const decision = decideOwner(this.#d.policy(), { kind: 'app', caller }, pf);
-      this.#audit.info(
-        {
-          event: 'set-num-vfs',
-          ...who(caller),
-          pf,
-          count,
-          allowed: decision.allowed,
-          reason: decision.reason,
-        },
-        'SetNumVfs decision',
-      );
-      if (!decision.allowed)
-        throw new VfbError(
-          'DENIED',
-          `uid ${caller.uid} may not set the VF count of ${pf}: ${decision.reason}`,
-        );
-    }
+    const asGuest = this.#isAdmin(caller) ? {} : await this.#requireOwner(caller, pf, count);
     if (managed.state === 'rotating') {
       throw new VfbError('BUSY', `PF ${pf} is rotating its token; its VF count cannot change meanwhile`, {
         hint: `retry when \`vfbroker token status\` shows ${pf} up`,
@@ -235,10 +221,12 @@ export class Broker implements BrokerApi {
       check: this.#d.planCheck(managed),
     });
     const previous = managed.wantedVfs;
-    managed.wantedVfs = count;
-    await this.#d.bringUp(managed);
+    await this.#d.pfs.change(pf, async () => {
+      managed.wantedVfs = count;
+      await this.#d.bringUp(managed);
+      if (managed.state !== 'up') managed.wantedVfs = previous;
+    });
     if (managed.state !== 'up') {
-      managed.wantedVfs = previous;
       throw new VfbError(
         'COMMAND_FAILED',
         `PF ${pf} did not come up with ${count} VFs: ${managed.lastError ?? 'unknown error'}`,
@@ -248,9 +236,53 @@ export class Broker implements BrokerApi {
       );
     }
     this.#audit.info(
-      { event: 'set-num-vfs', ...who(caller), pf, count, vfs: managed.vfs.length },
+      { event: 'set-num-vfs', ...who(caller), ...asGuest, pf, count, vfs: managed.vfs.length },
       'VF count changed',
     );
+  }
+
+  /**
+   * An owner rule must name the caller: as an application (uid, groups, unit), or — when a rule
+   * names a guest for this PF — as the guest whose QEMU it is, which libvirt's status files say
+   * (src/libvirt/running-guests.ts). Without such a rule the files are not read at all. Returns
+   * what the audit lines say of the caller as a guest: recognised, why not, or nothing.
+   */
+  async #requireOwner(
+    caller: Caller,
+    pf: PciAddress,
+    count: number,
+  ): Promise<Readonly<Record<string, string>>> {
+    const policy = this.#d.policy();
+    let decision = decideOwner(policy, { kind: 'app', caller }, pf);
+    let subject = `uid ${caller.uid}`;
+    let asGuest: Readonly<Record<string, string>> = {};
+    if (!decision.allowed && policy.owners.some((o) => o.pf === pf && o.subject.kind === 'guest')) {
+      const found = await this.#d.runningGuests.byQemuPid(caller.pid);
+      if (found.found) {
+        const { uuid, name } = found.guest;
+        asGuest = { guest: uuid, guestName: name };
+        subject = `guest ${name} (${uuid}, QEMU pid ${caller.pid})`;
+        decision = decideOwner(policy, { kind: 'guest', uuid }, pf);
+      } else {
+        asGuest = { notGuest: found.reason };
+        decision = { ...decision, reason: `${decision.reason}; ${found.reason}` };
+      }
+    }
+    this.#audit.info(
+      {
+        event: 'set-num-vfs',
+        ...who(caller),
+        ...asGuest,
+        pf,
+        count,
+        allowed: decision.allowed,
+        reason: decision.reason,
+      },
+      'SetNumVfs decision',
+    );
+    if (!decision.allowed)
+      throw new VfbError('DENIED', `${subject} may not set the VF count of ${pf}: ${decision.reason}`);
+    return asGuest;
   }
 
   async pfUp(caller: Caller, pf: PciAddress, dryRun: boolean): Promise<string> {
@@ -274,7 +306,7 @@ export class Broker implements BrokerApi {
       );
     }
     this.#audit.info({ event: 'pf-up', ...who(caller), pf }, 'PF up requested');
-    await this.#d.bringUp(managed);
+    await this.#d.pfs.change(pf, () => this.#d.bringUp(managed));
     if (managed.state !== 'up') {
       throw new VfbError(
         'COMMAND_FAILED',
@@ -298,14 +330,23 @@ export class Broker implements BrokerApi {
       });
     }
     this.#audit.info({ event: 'pf-down', ...who(caller), pf, release }, 'PF down requested');
-    try {
-      await pfDown(this.#d.context, managed.plugin, pluginPfConfig(managed.entry, managed.wantedVfs), {
-        release,
-      });
-    } finally {
-      managed.state = 'down';
-      await this.#d.pfs.refreshVfs(this.#d.context.sysfs, pf);
-    }
+    await this.#d.pfs.change(pf, async () => {
+      let refused = false;
+      try {
+        await pfDown(this.#d.context, managed.plugin, pluginPfConfig(managed.entry, managed.wantedVfs), {
+          release,
+        });
+      } catch (err) {
+        // BUSY: a VF is open, and the down was refused before anything changed.
+        refused = isVfbError(err, 'BUSY');
+        throw err;
+      } finally {
+        if (!refused) {
+          managed.state = 'down';
+          await this.#d.pfs.refreshVfs(this.#d.context.sysfs, pf);
+        }
+      }
+    });
   }
 
   async pfStatus(_caller: Caller, pf: PciAddress): Promise<string> {

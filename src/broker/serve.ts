@@ -19,6 +19,7 @@ import { loadBrokerConfig, type BrokerConfig } from '../config/broker-config.js'
 import { loadPolicyConfig, type Policy } from '../config/policy-config.js';
 import { connectBus, type BusConnection } from '../dbus/connection.js';
 import { libvirtDefinitionSync } from '../libvirt/rotation-sync.js';
+import { RunningGuests } from '../libvirt/running-guests.js';
 import { Virsh } from '../libvirt/virsh.js';
 import { createLogger, type Logger } from '../log.js';
 import { PluginRegistry } from '../plugins/registry.js';
@@ -138,6 +139,7 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
       planCheck: (pf) => planCheck(pf, deps),
       bringUp: (pf) => bringUpOne(pfs, pf, deps),
       events,
+      runningGuests: new RunningGuests({ directory: config.libvirt.runDirectory, logger }),
       logger,
     });
     const connection: BusConnection = await connectBus(

@@ -30,6 +30,8 @@ import { YamlSource, type ReadOptions, type SourceLocation } from './yaml-source
 export const DEFAULT_BROKER_CONFIG_PATH = '/etc/vfbroker/broker.yaml';
 /** Where driverctl keeps the overrides it applies at boot (pci-<address> files). */
 export const DEFAULT_DRIVERCTL_DIRECTORY = '/etc/driverctl.d';
+/** Where libvirt's system qemu driver keeps a status file per running guest (<name>.xml). */
+export const DEFAULT_LIBVIRT_RUN_DIRECTORY = '/run/libvirt/qemu';
 
 /** Used in Vault paths (`<prefix>/<hostId>/pf/…`), so it stays a conservative DNS-like name. */
 const HOST_ID = /^[a-z0-9][a-z0-9.-]{0,62}$/;
@@ -107,6 +109,7 @@ function brokerSchema(baseDirectory: string) {
     }),
     sysfs: choice({ root: path(), simulator: mapping({ fixture: path(), stateFile: path() }) }).optional(),
     driverctl: mapping({ directory: path().optional() }).prefault({}),
+    libvirt: mapping({ runDirectory: path().default(DEFAULT_LIBVIRT_RUN_DIRECTORY) }).prefault({}),
     stateDirectory: path().default('/var/lib/vfbroker'),
     runtimeDirectory: path().default('/run/vfbroker'),
     plugins: mapping({ paths: list(path()).default([]) }).prefault({}),
@@ -200,6 +203,11 @@ export interface BrokerConfig {
   readonly sysfs: SysfsConfig;
   /** driverctl's overrides for this host; null when there are none to read (a simulated sysfs). */
   readonly driverctl: { readonly directory: string | null };
+  /**
+   * libvirt's qemu driver: the run directory whose status files say which process is which running
+   * guest's QEMU (SetNumVfs for a guest that owns a PF).
+   */
+  readonly libvirt: { readonly runDirectory: string };
   readonly stateDirectory: string;
   readonly runtimeDirectory: string;
   readonly plugins: { readonly paths: readonly string[] };
@@ -276,6 +284,7 @@ function resolveBrokerConfig(source: YamlSource, options: BrokerConfigOptions): 
         input.driverctl.directory ??
         (sysfs.type === 'root' && sysfs.root === '/sys' ? DEFAULT_DRIVERCTL_DIRECTORY : null),
     },
+    libvirt: { runDirectory: input.libvirt.runDirectory },
     stateDirectory: input.stateDirectory,
     runtimeDirectory: input.runtimeDirectory,
     plugins: { paths: input.plugins.paths },

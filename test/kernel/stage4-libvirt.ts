@@ -5,7 +5,8 @@
  * as in stage 3; `vfbroker guest attach` writes a VF's hostdev and its vf-token override into a guest
  * definition; `virsh start` makes libvirt run the hook and then an inner QEMU (TCG) that opens the VF
  * through the kernel with that token. A guest policy.yaml does not name, and a guest whose token went
- * stale with a rotation, are refused by the hook, whose line libvirt quotes in its error.
+ * stale with a rotation, are refused by the hook, whose line libvirt quotes in its error. libvirt's
+ * status file of the running guest names its QEMU's pid, as SetNumVfs relies on.
  *
  *   node stage4-libvirt.js <PF>     the PF in any state an earlier stage may leave it in; igb loaded
  *
@@ -17,11 +18,13 @@ import { existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startPrivateBus } from '../../src/demo/private-bus.js';
+import { RunningGuests } from '../../src/libvirt/running-guests.js';
 import { parsePciAddress, type PciAddress } from '../../src/pci/address.js';
 import { VfioGroup } from '../../src/pfholder/group.js';
 import { RealSysfs } from '../../src/sysfs/real.js';
 import { isUuid } from '../../src/uuid.js';
 import { restorePf } from '../cases/sysfs-cases.js';
+import { captureLogs } from '../support/log-capture.js';
 import { BrokerProcess, runCli, runProgram, type CliResult, type Identity } from './broker-process.js';
 import { brokerConfig, checkReady } from './broker-stage.js';
 import { CaseReport } from './report.js';
@@ -140,6 +143,27 @@ async function startLibvirtd(): Promise<ChildProcess> {
   return child;
 }
 
+/**
+ * What SetNumVfs trusts to recognise a guest's QEMU, against real libvirt: the status file it keeps
+ * in /run/libvirt/qemu names the running guest's QEMU pid (found independently: the pid file QEMU
+ * wrote, a process whose comm is QEMU's) with the guest's UUID, and names no other process.
+ */
+async function checkStatusFile(guest: { name: string; uuid: string }): Promise<void> {
+  const logs = captureLogs('debug');
+  const guests = new RunningGuests({ directory: '/run/libvirt/qemu', logger: logs.logger });
+  const pid = Number((await readFile(`/run/libvirt/qemu/${guest.name}.pid`, 'utf8').catch(() => '')).trim());
+  const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
+  const found = await guests.byQemuPid(pid);
+  const problems = logs.records().map((r) => JSON.stringify([r['msg'], r['problem']]));
+  report.check(
+    'status-file-names-qemu-pid',
+    `qemu-system-x86 is ${guest.name} ${guest.uuid}`,
+    `${comm || `pid ${pid}`} is ${found.found ? `${found.guest.name} ${found.guest.uuid}` : `no guest (${found.reason}; ${problems.join(', ')})`}`,
+  );
+  const self = await guests.byQemuPid(process.pid);
+  report.check('status-file-names-no-other-pid', 'not found', self.found ? self.guest.name : 'not found');
+}
+
 async function main(pf: PciAddress): Promise<void> {
   const sysfs = new RealSysfs();
   await restorePf({ sysfs, pf, pfKernelDriver: 'igb', stubDriver: 'pci-pf-stub' });
@@ -240,6 +264,7 @@ async function main(pf: PciAddress): Promise<void> {
       'EBUSY',
       outcome(() => VfioGroup.open(group).close()),
     );
+    await checkStatusFile(GRANTED);
     report.check(
       'destroy-granted-guest',
       'exit 0',

@@ -26,11 +26,13 @@ import { parseAccounts } from '../../src/config/accounts.js';
 import { parsePolicyConfig, type Policy } from '../../src/config/policy-config.js';
 import { connectBus } from '../../src/dbus/connection.js';
 import { VfbError } from '../../src/errors.js';
+import { RunningGuests } from '../../src/libvirt/running-guests.js';
 import type { Logger } from '../../src/log.js';
 import { formatPciAddress, type PciAddress } from '../../src/pci/address.js';
 import type { PluginContext } from '../../src/plugins/contract.js';
 import { PluginRegistry } from '../../src/plugins/registry.js';
 import { SysfsSimulator } from '../../src/sysfs/simulator.js';
+import type { Sysfs } from '../../src/sysfs/sysfs.js';
 import { FakeRunner } from './fake-runner.js';
 import { SimPfDrivers, simPlugin } from '../integration/rotation/support/sim-plugin.js';
 
@@ -48,9 +50,19 @@ export interface BrokerWorldOptions {
   readonly logger: Logger;
   /** How the PFs' simulated drivers rotate; live unless given. */
   readonly mode?: 'live' | 'drain';
-  /** policy.yaml owner rules: applications (by uid) that may set the VF count of PF number `pf`. */
-  readonly owners?: readonly { readonly uid: number; readonly pf: number }[];
+  /**
+   * policy.yaml owner rules: an application (by uid) or a guest (by UUID) that may set the VF count
+   * of PF number `pf`.
+   */
+  readonly owners?: readonly WorldOwner[];
+  /** libvirt's run directory for the broker (status files of running guests); none when absent. */
+  readonly libvirtRunDirectory?: string;
+  /** The sysfs the broker and its plugin use: the simulator, or a wrapper a test puts around it. */
+  readonly sysfs?: (sim: SysfsSimulator) => Sysfs;
 }
+
+export type WorldOwner =
+  { readonly uid: number; readonly pf: number } | { readonly guest: string; readonly pf: number };
 
 export interface OnBus {
   /** Releases the name, lets calls in flight finish, closes the connection. */
@@ -75,6 +87,8 @@ export class BrokerWorld {
   readonly rotator: Rotator;
   readonly policy: Policy;
   readonly broker: Broker;
+  /** What the broker brings PFs up with (for a PfHealth of the world's own). */
+  readonly bringUpDeps: BringUpDeps;
   readonly #store: FileStore;
 
   private constructor(parts: {
@@ -89,6 +103,7 @@ export class BrokerWorld {
     rotator: Rotator;
     policy: Policy;
     broker: Broker;
+    bringUpDeps: BringUpDeps;
     store: FileStore;
   }) {
     this.options = parts.options;
@@ -102,6 +117,7 @@ export class BrokerWorld {
     this.rotator = parts.rotator;
     this.policy = parts.policy;
     this.broker = parts.broker;
+    this.bringUpDeps = parts.bringUpDeps;
     this.#store = parts.store;
   }
 
@@ -126,7 +142,7 @@ export class BrokerWorld {
     const store = await FileStore.open({ directory: join(dir, 'tokens') }, logger);
     const tokens = new TokenCache(store);
     const context: PluginContext = {
-      sysfs: sim,
+      sysfs: options.sysfs?.(sim) ?? sim,
       runner: new FakeRunner(),
       logger,
       runtimeDirectory: join(dir, 'run'),
@@ -195,6 +211,11 @@ export class BrokerWorld {
       bringUp: (managed: ManagedPf) => bringUpOne(pfs, managed, deps),
       planCheck: (managed: ManagedPf) => planCheck(managed, deps),
       events,
+      runningGuests: new RunningGuests({
+        // Without one, a directory that does not exist: no libvirt, so no caller is a guest's QEMU.
+        directory: options.libvirtRunDirectory ?? join(dir, 'libvirt-run'),
+        logger,
+      }),
       logger,
     });
     return new BrokerWorld({
@@ -209,6 +230,7 @@ export class BrokerWorld {
       rotator,
       policy,
       broker,
+      bringUpDeps: deps,
       store,
     });
   }
@@ -296,11 +318,12 @@ export function hostYaml(pfCount: number, vfs: number): string {
   ].join('\n');
 }
 
-function policyYaml(guests: readonly WorldGuest[], owners: readonly { uid: number; pf: number }[]): string {
+function policyYaml(guests: readonly WorldGuest[], owners: readonly WorldOwner[]): string {
+  const subject = (o: WorldOwner) => ('uid' in o ? `app: { user: ${o.uid} }` : `guest: ${o.guest}`);
   const ownerLines =
     owners.length === 0
       ? []
-      : ['owners:', ...owners.map((o) => `  - app: { user: ${o.uid} }\n    pf: ${pfAddress(o.pf)}`)];
+      : ['owners:', ...owners.map((o) => `  - ${subject(o)}\n    pf: ${pfAddress(o.pf)}`)];
   if (guests.length === 0) return ['rules: []', ...ownerLines, ''].join('\n');
   const rules = guests.map((g) => {
     const grants = g.grants.map(

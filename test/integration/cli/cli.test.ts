@@ -64,6 +64,9 @@ describe('vfbroker CLI against a running broker', () => {
         '    vfs:',
         '      - pf: 0000:5e:00.0',
         "        vfs: ['0-1']",
+        'owners:',
+        `  - guest: ${GUEST}`,
+        '    pf: 0000:5e:00.0',
       ].join('\n'),
     );
     broker = spawn(
@@ -140,6 +143,47 @@ describe('vfbroker CLI against a running broker', () => {
     const vf3 = await vfbroker([...files, 'policy', 'check', '--guest', GUEST, '--vf', '0000:5e:00.5']);
     assert.equal(vf3.code, 77);
     assert.match(vf3.stdout, /denied — no rule grants guest/);
+  });
+
+  it('says whether a guest may set a PF’s VF count, and refuses --vf with --pf', async () => {
+    const files = ['--policy', join(dir, 'policy.yaml')];
+    const owner = await vfbroker([
+      ...files,
+      '--json',
+      'policy',
+      'check',
+      '--guest',
+      GUEST,
+      '--pf',
+      '5e:00.0',
+    ]);
+    assert.equal(owner.code, 0, owner.stderr);
+    assert.deepEqual(JSON.parse(owner.stdout), {
+      pf: '0000:5e:00.0',
+      subject: `guest ${GUEST}`,
+      allowed: true,
+      reason: `allowed by owners[0] in ${join(dir, 'policy.yaml')}:8`,
+      rule: { list: 'owners', index: 0, file: join(dir, 'policy.yaml'), line: 8 },
+    });
+    const app = await vfbroker([...files, 'policy', 'check', '--uid', '1001', '--pf', '0000:5e:00.0']);
+    assert.equal(app.code, 77);
+    assert.equal(
+      app.stdout,
+      'uid 1001, VF count of PF 0000:5e:00.0: denied — no owner rule lets uid 1001 (outside any systemd unit) set the VF count of PF 0000:5e:00.0 (default deny)\n',
+    );
+    const both = await vfbroker([
+      ...files,
+      'policy',
+      'check',
+      '--guest',
+      GUEST,
+      '--pf',
+      '0000:5e:00.0',
+      '--vf',
+      '0000:5e:00.3',
+    ]);
+    assert.equal(both.code, 64);
+    assert.match(both.stderr, /^vfbroker: give one of --vf and --pf\n/);
   });
 
   it('turns usage mistakes into one line and exit 64', async () => {

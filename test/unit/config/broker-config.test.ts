@@ -32,6 +32,7 @@ describe('broker.yaml defaults', () => {
       store: { type: 'file', directory: '/var/lib/vfbroker/tokens' },
       sysfs: { type: 'root', root: '/sys' },
       driverctl: { directory: '/etc/driverctl.d' },
+      libvirt: { runDirectory: '/run/libvirt/qemu' },
       stateDirectory: '/var/lib/vfbroker',
       runtimeDirectory: '/run/vfbroker',
       plugins: { paths: [] },
@@ -246,6 +247,23 @@ describe('broker.yaml keys', () => {
     assert.equal(
       errorOf(`${FILE_STORE}driverctl: { directry: /tmp/dc }\n`),
       `${FILE}:2:14: driverctl: unknown key "directry" (did you mean "directory"?)`,
+    );
+  });
+
+  it('reads libvirt’s run directory, relative to the file', () => {
+    assert.deepEqual(parse(`${FILE_STORE}libvirt: { runDirectory: /var/run/libvirt/qemu }\n`).libvirt, {
+      runDirectory: '/var/run/libvirt/qemu',
+    });
+    assert.deepEqual(parse(`${FILE_STORE}libvirt: { runDirectory: run/qemu }\n`).libvirt, {
+      runDirectory: '/etc/vfbroker/run/qemu',
+    });
+    assert.equal(
+      errorOf(`${FILE_STORE}libvirt:\n  runDirectory: [a]\n`),
+      `${FILE}:3:3: libvirt.runDirectory: expected a path, found a list`,
+    );
+    assert.equal(
+      errorOf(`${FILE_STORE}libvirt: { rundirectry: /run/libvirt/qemu }\n`),
+      `${FILE}:2:12: libvirt: unknown key "rundirectry" (did you mean "runDirectory"?)`,
     );
   });
 

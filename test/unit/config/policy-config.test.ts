@@ -262,6 +262,10 @@ describe('loadPolicyConfig', () => {
     });
     assert.deepEqual(policy.rules[3]?.subject, { kind: 'app', uid: null, gid: 990, unit: null });
     assert.equal(policy.owners[0]?.pf, '0000:af:00.0');
+    assert.deepEqual(policy.owners[1]?.subject, {
+      kind: 'guest',
+      uuid: '3e8f1a2b-4c5d-4e6f-9a0b-1c2d3e4f5a6b',
+    });
   });
 
   it('fails on a user the accounts root does not have', async () => {

@@ -28,6 +28,7 @@ import type { PfTokens, TokenStore } from '../../../../src/broker/store/token-st
 import type { PfConfig as PfEntry } from '../../../../src/config/broker-config.js';
 import { parseAccounts } from '../../../../src/config/accounts.js';
 import { parsePolicyConfig } from '../../../../src/config/policy-config.js';
+import { RunningGuests } from '../../../../src/libvirt/running-guests.js';
 import type { Logger } from '../../../../src/log.js';
 import type { PciAddress } from '../../../../src/pci/address.js';
 import type { Plugin, PluginContext } from '../../../../src/plugins/contract.js';
@@ -328,6 +329,8 @@ export class RotationWorld {
       planCheck: () => () => Promise.resolve(),
       bringUp,
       events: this.events,
+      // No libvirt here: its run directory does not exist, so no caller is a guest's QEMU.
+      runningGuests: new RunningGuests({ directory: join(this.dir, 'libvirt-run'), logger }),
       logger,
       now: () => this.clock.now(),
     });
