@@ -1,7 +1,7 @@
 /**
- * Files the broker keeps across restarts (leases, the rotation journal, the file token store):
- * written atomically so a crash or a full disk leaves either the old or the new content, never a
- * torn file, and created owner-only because several of them sit next to secrets.
+ * Files the broker keeps across restarts (the lease snapshot, the rotation journal, the file token
+ * store): written atomically so a crash or a full disk leaves either the old or the new content,
+ * never a torn file, and created owner-only because several of them sit next to secrets.
  */
 import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
@@ -75,7 +75,8 @@ export function errnoOf(err: unknown): string | undefined {
     : undefined;
 }
 
-function fileError(op: string, path: string, err: unknown): VfbError {
+/** `cannot <op> <path>: <why>`, UNAVAILABLE, for a failed read or write of a state file. */
+export function fileError(op: string, path: string, err: unknown): VfbError {
   const errno = errnoOf(err) ?? 'EIO';
   const why: Record<string, string> = {
     ENOSPC: 'no space left on device',

@@ -1,39 +1,18 @@
 /**
  * Leases: which guest holds which VF. A lease is created `pending` when PrepareGuest accepts a
- * device, becomes `active` at GuestStarted and is dropped at ReleaseGuest. The table is persisted
- * after every change (atomically, under the state directory), so a broker restart knows which VFs
- * are in use — drain rotation and the `busy` verdict depend on it.
+ * device, becomes `active` at GuestStarted and is dropped at ReleaseGuest. Every change is on disk
+ * (lease-journal.ts: a snapshot and a journal, under the state directory) before it is answered, so
+ * a broker restart knows which VFs are in use — drain rotation and the `busy` verdict depend on it.
  *
  * libvirt runs `release` even after a failed `prepare`, so releasing a guest that holds nothing is
  * normal and not an error. A pending lease whose guest never started (QEMU failed after prepare and
  * libvirt's release never reached us) expires after pendingTtlMs.
  */
-import { z } from 'zod';
-import { VfbError } from '../errors.js';
-import { isPciAddress, type PciAddress } from '../pci/address.js';
-import { readJsonFile, removeStaleTemporaries, writeFileAtomic } from '../state-files.js';
+import { LeaseJournal, type Lease, type LeaseChanges } from './lease-journal.js';
+import type { Logger } from '../log.js';
+import type { PciAddress } from '../pci/address.js';
 
-export type LeaseState = 'pending' | 'active';
-
-export interface Lease {
-  readonly vf: PciAddress;
-  readonly pf: PciAddress;
-  readonly guestUuid: string;
-  readonly guestName: string;
-  readonly state: LeaseState;
-  /** ms since the epoch of the last state change. */
-  readonly since: number;
-}
-
-const leaseSchema = z.strictObject({
-  vf: z.string().refine(isPciAddress),
-  pf: z.string().refine(isPciAddress),
-  guestUuid: z.string().max(64),
-  guestName: z.string().max(256),
-  state: z.enum(['pending', 'active']),
-  since: z.number().int().nonnegative(),
-});
-const fileSchema = z.strictObject({ version: z.literal(1), leases: z.array(leaseSchema).max(100_000) });
+export type { Lease, LeaseState } from './lease-journal.js';
 
 /**
  * The table as a change sees it: reads go to the current table until the first write, which copies
@@ -42,6 +21,8 @@ const fileSchema = z.strictObject({ version: z.literal(1), leases: z.array(lease
 class Draft {
   readonly #base: ReadonlyMap<PciAddress, Lease>;
   #copy: Map<PciAddress, Lease> | null = null;
+  /** The VFs written to; the journal records what each holds at the end. */
+  readonly #touched = new Set<PciAddress>();
 
   constructor(base: ReadonlyMap<PciAddress, Lease>) {
     this.#base = base;
@@ -62,15 +43,34 @@ class Draft {
 
   set(vf: PciAddress, lease: Lease): void {
     this.#writable().set(vf, lease);
+    this.#touched.add(vf);
   }
 
   delete(vf: PciAddress): void {
     this.#writable().delete(vf);
+    this.#touched.add(vf);
+  }
+
+  /** Drops the leases `lapsed` picks (expired pending ones). */
+  dropWhere(lapsed: (lease: Lease) => boolean): void {
+    const table = this.#writable();
+    for (const [vf, lease] of table) {
+      if (lapsed(lease)) {
+        table.delete(vf);
+        this.#touched.add(vf);
+      }
+    }
   }
 
   /** The table with every change applied. */
   result(): Map<PciAddress, Lease> {
     return this.#copy ?? new Map(this.#base);
+  }
+
+  /** Each VF written to and the lease it ends with (null: none). */
+  changes(): LeaseChanges {
+    const table = this.#copy ?? this.#base;
+    return new Map([...this.#touched].map((vf) => [vf, table.get(vf) ?? null]));
   }
 
   #writable(): Map<PciAddress, Lease> {
@@ -81,40 +81,33 @@ class Draft {
 type Change = (table: Draft) => void;
 
 export interface LeaseTableOptions {
+  /** The snapshot, `leases.json`; its journal sits next to it. */
   readonly file: string;
   readonly pendingTtlMs: number;
+  /** Where a torn journal line dropped at load is reported. */
+  readonly logger: Logger;
   readonly now?: () => number;
 }
 
 export class LeaseTable {
-  readonly #file: string;
+  readonly #journal: LeaseJournal;
   readonly #pendingTtlMs: number;
   readonly #now: () => number;
-  #byVf = new Map<PciAddress, Lease>();
+  #byVf: Map<PciAddress, Lease>;
   #waiting: { change: Change; resolve: () => void; reject: (err: unknown) => void }[] = [];
   #writing = false;
 
-  private constructor(options: LeaseTableOptions) {
-    this.#file = options.file;
+  private constructor(journal: LeaseJournal, leases: Map<PciAddress, Lease>, options: LeaseTableOptions) {
+    this.#journal = journal;
+    this.#byVf = leases;
     this.#pendingTtlMs = options.pendingTtlMs;
     this.#now = options.now ?? Date.now;
   }
 
-  /** Loads the table from its file; a missing file is an empty table, a corrupt one an error. */
+  /** Loads the table from its files; missing files are an empty table, corrupt ones an error. */
   static async open(options: LeaseTableOptions): Promise<LeaseTable> {
-    const table = new LeaseTable(options);
-    await removeStaleTemporaries(options.file);
-    const raw = await readJsonFile(options.file);
-    if (raw !== null) {
-      const parsed = fileSchema.safeParse(raw);
-      if (!parsed.success) {
-        throw new VfbError('STORE_CORRUPT', `lease table ${options.file} is malformed`, {
-          hint: 'move the file aside and restart the broker; running guests re-register at their next start',
-        });
-      }
-      for (const l of parsed.data.leases) table.#byVf.set(l.vf, l);
-    }
-    return table;
+    const { journal, leases } = await LeaseJournal.open(options.file, options.logger);
+    return new LeaseTable(journal, leases, options);
   }
 
   /** The lease on a VF, ignoring an expired pending one. */
@@ -200,9 +193,9 @@ export class LeaseTable {
   }
 
   /**
-   * Applies a change to a copy of the table, writes the copy, and only then makes it current: a
-   * failed write (disk full, read-only state directory) leaves memory and disk agreeing on the old
-   * table, and every change in it fails. Changes that arrive while a write is under way wait for
+   * Applies a change to a copy of the table, writes what changed, and only then makes the copy
+   * current: a failed write (disk full, read-only state directory) leaves memory on the old table,
+   * and every change in it fails. Changes that arrive while a write is under way wait for
    * it and are then applied together and written once (group commit): a hundred guests starting
    * at once cost a few fsyncs, not a hundred in a row. Each change sees the ones before it.
    */
@@ -221,13 +214,9 @@ export class LeaseTable {
       for (const { change } of batch) change(draft);
       try {
         if (draft.changed) {
+          draft.dropWhere((lease) => this.#expired(lease));
           const next = draft.result();
-          for (const [vf, lease] of next) if (this.#expired(lease)) next.delete(vf);
-          await writeFileAtomic(
-            this.#file,
-            JSON.stringify({ version: 1, leases: [...next.values()] }) + '\n',
-            0o600,
-          );
+          await this.#journal.commit(draft.changes(), next);
           this.#byVf = next;
         }
         for (const { resolve } of batch) resolve();

@@ -99,6 +99,7 @@ export async function startBroker(options: ServeOptions): Promise<RunningBroker>
     const leases = await LeaseTable.open({
       file: join(config.stateDirectory, 'leases.json'),
       pendingTtlMs: PENDING_LEASE_TTL_MS,
+      logger,
     });
     await reconcileLeases(leases, new Virsh(context.runner), logger);
     const events = new EventHub(logger);

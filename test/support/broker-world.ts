@@ -179,6 +179,7 @@ export class BrokerWorld {
     const leases = await LeaseTable.open({
       file: join(stateDirectory, 'leases.json'),
       pendingTtlMs: 10 * MINUTE,
+      logger,
     });
     const events = new EventHub(logger);
     const rotator = createRotator({

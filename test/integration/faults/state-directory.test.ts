@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -16,7 +16,9 @@ import { ServeWorld, type WorldGuest } from '../../reliability/serve-world.js';
 import { ROOT_ONLY, tmpfsUnavailable } from '../../reliability/root.js';
 import { hookArgs, requireHookBundle, runHook } from '../../reliability/hook-runner.js';
 import { stormDefinitions, stormGuests, type StormGuest } from '../../reliability/storm.js';
+import { leaseFiles, readLeaseFiles } from '../../../src/broker/lease-journal.js';
 import { VfbError } from '../../../src/errors.js';
+import { captureLogs } from '../../support/log-capture.js';
 
 const run = promisify(execFile);
 const NO_TMPFS = tmpfsUnavailable();
@@ -74,18 +76,18 @@ async function hookExit(s: StateWorld, i: number): Promise<number | null> {
   ).exitCode;
 }
 
+/** The guests holding leases, as the next start would read them from the state directory. */
 async function leaseFile(s: StateWorld): Promise<string[]> {
-  const file = JSON.parse(await readFile(join(s.w.stateDirectory, 'leases.json'), 'utf8')) as {
-    leases: { guestName: string }[];
-  };
-  return file.leases.map((l) => l.guestName).sort();
+  const files = leaseFiles(join(s.w.stateDirectory, 'leases.json'));
+  const { leases } = await readLeaseFiles(files, captureLogs().logger);
+  return [...leases.values()].map((l) => l.guestName).sort();
 }
 
-/** The error PrepareGuest answers when the lease table cannot be written for `why`. */
+/** The error PrepareGuest answers when the lease table (its journal) cannot be written for `why`. */
 function assertLeaseWriteRefused(err: unknown, s: StateWorld, why: string): void {
   assert.ok(err instanceof VfbError, String(err));
   assert.equal(err.code, 'UNAVAILABLE');
-  assert.equal(err.message, `cannot write ${join(s.w.stateDirectory, 'leases.json')}: ${why}`);
+  assert.equal(err.message, `cannot write ${join(s.w.stateDirectory, 'leases.journal')}: ${why}`);
   assert.equal(err.hint, 'check the state directory: free space, mount options and ownership');
 }
 

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { LeaseTable } from '../../../src/broker/leases.js';
 import { VfbError } from '../../../src/errors.js';
 import { parsePciAddress } from '../../../src/pci/address.js';
+import { captureLogs } from '../../support/log-capture.js';
 
 const PF = parsePciAddress('0000:3b:00.0');
 const VF1 = parsePciAddress('0000:3b:10.0');
@@ -16,8 +17,8 @@ const GUEST_B = '1c8d9e2f-3a4b-4c5d-9e6f-8091a2b3c4d5';
 describe('LeaseTable', () => {
   let dir: string;
   let now: number;
-  const open = () =>
-    LeaseTable.open({ file: join(dir, 'leases.json'), pendingTtlMs: 60_000, now: () => now });
+  const open = (file = join(dir, 'leases.json')) =>
+    LeaseTable.open({ file, pendingTtlMs: 60_000, logger: captureLogs().logger, now: () => now });
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'vfb-leases-'));
@@ -48,10 +49,26 @@ describe('LeaseTable', () => {
     assert.deepEqual((await readdir(dir)).sort(), ['other.tmp']);
   });
 
-  it('writes the file owner-only', async () => {
+  it('writes its files owner-only', async () => {
     const t = await open();
     await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
+    await t.started(GUEST_A);
+    assert.deepEqual((await readdir(dir)).sort(), ['leases.journal', 'leases.json']);
     assert.equal((await stat(join(dir, 'leases.json'))).mode & 0o777, 0o600);
+    assert.equal((await stat(join(dir, 'leases.journal'))).mode & 0o777, 0o600);
+  });
+
+  it('writes nothing for a call that changes nothing', async () => {
+    const t = await open();
+    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
+    await t.started(GUEST_A);
+    const files = async () =>
+      Promise.all(['leases.json', 'leases.journal'].map((f) => readFile(join(dir, f), 'utf8')));
+    const before = await files();
+    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
+    assert.equal(await t.started(GUEST_A), 0);
+    assert.deepEqual(await t.release(GUEST_B), []);
+    assert.deepEqual(await files(), before);
   });
 
   it('treats release of a guest that holds nothing as normal (libvirt releases after a failed prepare)', async () => {
@@ -109,19 +126,27 @@ describe('LeaseTable', () => {
     assert.equal(reopened.get(vf(49))?.guestUuid, guests[49]);
   });
 
-  it('keeps memory on the old table when the write fails', async () => {
+  it('keeps memory on the old table when the write fails, and writes it all once it can', async () => {
     const sub = join(dir, 'state');
     await mkdir(sub);
-    const t = await LeaseTable.open({ file: join(sub, 'leases.json'), pendingTtlMs: 60_000, now: () => now });
+    const t = await open(join(sub, 'leases.json'));
     await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
     await rm(sub, { recursive: true }); // the state directory vanished (or its disk failed)
     await assert.rejects(t.prepare(GUEST_B, 'vm-b', [{ vf: VF2, pf: PF }]), (err: unknown) => {
       assert.ok(err instanceof VfbError && err.code === 'UNAVAILABLE');
-      assert.match(err.message, /^cannot write .*leases\.json: directory does not exist$/);
+      assert.match(err.message, /^cannot write .*leases\.journal: directory does not exist$/);
       return true;
     });
     assert.equal(t.get(VF2), undefined);
     assert.equal(t.get(VF1)?.guestUuid, GUEST_A);
+
+    await mkdir(sub); // recreated empty: the next change writes every lease held
+    await t.prepare(GUEST_B, 'vm-b', [{ vf: VF2, pf: PF }]);
+    const reopened = await open(join(sub, 'leases.json'));
+    assert.deepEqual(
+      reopened.all().map((l) => l.guestUuid),
+      [GUEST_A, GUEST_B],
+    );
   });
 
   it('refuses a corrupt or hand-edited file with a one-line error', async () => {

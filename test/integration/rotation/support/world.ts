@@ -300,6 +300,7 @@ export class RotationWorld {
     const leases = await LeaseTable.open({
       file: join(this.dir, 'state', 'leases.json'),
       pendingTtlMs: 10 * MINUTE,
+      logger,
       now: () => this.clock.now(),
     });
     const rotator = createRotator({
