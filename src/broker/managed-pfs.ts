@@ -28,9 +28,16 @@ export interface VfLocation {
   readonly index: number;
 }
 
+/** A PF's life-cycle changes: how many run now, and how many ever started. */
+export interface PfChanges {
+  readonly running: number;
+  readonly started: number;
+}
+
 export class ManagedPfs {
   readonly #byPf = new Map<PciAddress, ManagedPf>();
   readonly #byVf = new Map<PciAddress, VfLocation>();
+  readonly #changes = new Map<PciAddress, { running: number; started: number }>();
 
   add(pf: ManagedPf): void {
     this.#byPf.set(pf.entry.address, pf);
@@ -46,6 +53,29 @@ export class ManagedPfs {
 
   /** Which managed PF a VF belongs to, and its index there; null for anything else. */
   locate = (vf: PciAddress): VfLocation | null => this.#byVf.get(vf) ?? null;
+
+  /**
+   * Runs a change of the PF's life cycle (a new VF count, up, down). Meanwhile sysfs shows the PF
+   * half changed — its VFs gone, its driver stopped — on purpose; the health check asks `changes`
+   * and leaves such a PF alone rather than take it for a failure.
+   */
+  async change<T>(pf: PciAddress, work: () => Promise<T>): Promise<T> {
+    let changes = this.#changes.get(pf);
+    if (changes === undefined) this.#changes.set(pf, (changes = { running: 0, started: 0 }));
+    changes.running++;
+    changes.started++;
+    try {
+      return await work();
+    } finally {
+      changes.running--;
+    }
+  }
+
+  /** Compare `started` before and after a look at the PF: a change that came and went shows. */
+  changes(pf: PciAddress): PfChanges {
+    const changes = this.#changes.get(pf);
+    return { running: changes?.running ?? 0, started: changes?.started ?? 0 };
+  }
 
   /** Re-reads a PF's `virtfnN` links after its VFs changed. */
   async refreshVfs(sysfs: Sysfs, pf: PciAddress): Promise<void> {

@@ -3,7 +3,8 @@
  * come up at start (Vault unreachable, the device busy). Every interval each PF's life-cycle
  * status is read: an `up` PF whose steps are no longer all done becomes `degraded` — PrepareGuest
  * then answers `pf-not-ready` for its VFs instead of letting a guest start against a dead driver —
- * and a degraded PF is brought up again, unless that would take VFs from guests holding them.
+ * and a degraded PF is brought up again, unless that would take VFs from guests holding them. A PF
+ * whose life cycle the broker is changing meanwhile (ManagedPfs.change) is left alone.
  */
 import { bringUpOne, type BringUpDeps } from './bring-up.js';
 import type { LeaseTable } from './leases.js';
@@ -45,6 +46,9 @@ export class PfHealth {
 
   async #round(): Promise<void> {
     for (const managed of this.#d.pfs.all()) {
+      // A PF the broker is changing (SetNumVfs, pf up or down) is half changed on purpose; its
+      // change records the outcome.
+      if (this.#d.pfs.changes(managed.entry.address).running > 0) continue;
       if (managed.state === 'up') await this.#watch(managed);
       else if (managed.state === 'degraded') await this.#repair(managed);
     }
@@ -52,6 +56,7 @@ export class PfHealth {
 
   async #watch(managed: ManagedPf): Promise<void> {
     const pf = managed.entry.address;
+    const changes = this.#d.pfs.changes(pf).started;
     try {
       const status = await pfStatus(
         this.#d.context,
@@ -59,8 +64,9 @@ export class PfHealth {
         pluginPfConfig(managed.entry, managed.wantedVfs),
       );
       const undone = status.steps.find((s) => !s.done);
-      // Only a PF still `up` is marked: a rotation may have started while its status was read.
-      if (undone && managed.state === 'up') {
+      // Only a PF still `up` and left alone is marked: a rotation or a change of its life cycle may
+      // have started (and even ended) while its status was read.
+      if (undone && managed.state === 'up' && this.#d.pfs.changes(pf).started === changes) {
         managed.state = 'degraded';
         managed.lastError = `${undone.step}: ${undone.detail}`;
         this.#d.logger.error(

@@ -114,6 +114,10 @@ class PersistentSimulator implements SimulatedKernel {
     return this.run(() => this.sim.moduleParameter(module, param));
   }
 
+  heldVfioGroup(group: number): Promise<string | null> {
+    return this.run(() => this.sim.heldVfioGroup(group));
+  }
+
   /** Load the latest state, run the call, save the state if the call changed it (refused calls log too). */
   private run<T>(call: () => Promise<T>): Promise<T> {
     const result = this.queue.then(async () => {

@@ -1,5 +1,6 @@
 /**
- * Sysfs over a directory tree: `/sys` in production, a temporary tree laid out like it in tests.
+ * Sysfs over a directory tree: `/sys` in production, a temporary tree laid out like it in tests
+ * (and `/dev`, or a test's directory, for the VFIO groups: vfio-group.ts).
  * Each method is one or two file operations; the doc comment of the interface gives the shell
  * equivalent. Links and existence are looked up synchronously: the kernel answers those from its
  * dentry cache, never from the device, in microseconds, which is less than a trip through libuv's
@@ -20,10 +21,13 @@ import { SysfsLayout, describe } from './layout.js';
 import { checkSysfsName, isSysfsName } from './names.js';
 import { sortPciAddresses } from './order.js';
 import type { DeviceAttribute, Sysfs, WritableDeviceAttribute } from './sysfs.js';
+import { heldVfioGroup } from './vfio-group.js';
 
 export interface RealSysfsOptions {
   /** The sysfs mount point; `/sys` unless a test gives a tree of its own. */
   readonly root?: string;
+  /** Where the device nodes are (VFIO groups under `<dev>/vfio`); `/dev` unless a test gives its own. */
+  readonly dev?: string;
 }
 
 const VIRTFN = /^virtfn([0-9]{1,5})$/;
@@ -31,10 +35,12 @@ const VIRTFN = /^virtfn([0-9]{1,5})$/;
 export class RealSysfs implements Sysfs {
   readonly description: string;
   private readonly at: SysfsLayout;
+  private readonly dev: string;
 
   constructor(options: RealSysfsOptions = {}) {
     this.description = resolve(options.root ?? '/sys');
     this.at = new SysfsLayout(this.description);
+    this.dev = resolve(options.dev ?? '/dev');
   }
 
   async listDevices(): Promise<PciAddress[]> {
@@ -136,6 +142,10 @@ export class RealSysfs implements Sysfs {
       if (errno === 'ENOENT' || errno === 'ENOTDIR') return null;
       throw fromFsError(err, path, describe.moduleParameter(module, param));
     }
+  }
+
+  heldVfioGroup(group: number): Promise<string | null> {
+    return heldVfioGroup(this.dev, group);
   }
 
   /** The target of a link under the device, null when the link is absent; ENOENT when the device is. */

@@ -17,7 +17,7 @@ import { readAttribute, writeAttribute } from './sim/attributes.js';
 import { bindStore, driversProbeStore, findDevice, unbindStore, virtfns } from './sim/core.js';
 import { SimRefusal } from './sim/refusal.js';
 import { cloneState, type DeviceState, type SimState } from './sim/state.js';
-import { closeDevice, getVfToken, openDevice, requestedDevice, setVfToken } from './sim/vfio.js';
+import { closeDevice, getVfToken, groupHeld, openDevice, requestedDevice, setVfToken } from './sim/vfio.js';
 import type { DeviceAttribute, Sysfs, WritableDeviceAttribute } from './sysfs.js';
 
 /** The VFIO calls that involve VF tokens, on the simulated kernel. A handle stands for a device fd. */
@@ -169,6 +169,10 @@ export class SysfsSimulator implements SimulatedKernel {
       const params = Object.hasOwn(this.state.modules, module) ? this.state.modules[module] : undefined;
       return params !== undefined && Object.hasOwn(params, param) ? (params[param] ?? null) : null;
     });
+  }
+
+  heldVfioGroup(group: number): Promise<string | null> {
+    return settle(() => (groupHeld(this.state, group) ? `/dev/vfio/${group}` : null));
   }
 
   /** Runs one model operation; a refusal becomes the error RealSysfs raises for `path`. */

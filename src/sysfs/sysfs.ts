@@ -7,6 +7,9 @@
  * Every method takes validated PciAddress values, never raw strings, so nothing here can be steered
  * outside /sys/bus/pci by a hostile address. Refusals come back as KernelError with the errno the
  * kernel returned (EBUSY, ERANGE, ENOENT, EINVAL, EACCES, ENODEV, EPERM).
+ *
+ * One question is answered outside sysfs, in /dev: whether a VFIO group is open (heldVfioGroup).
+ * The PF life cycle must ask it, and the simulator, which models VFIO, must answer it like the kernel.
  */
 import type { PciAddress } from '../pci/address.js';
 
@@ -61,4 +64,14 @@ export interface Sysfs {
 
   /** `cat /sys/module/<module>/parameters/<param>`, null when the module or parameter is absent. */
   moduleParameter(module: string, param: string): Promise<string | null>;
+
+  /**
+   * The VFIO group device of IOMMU group `group` (`/dev/vfio/<group>`, `/dev/vfio/noiommu-<group>`)
+   * when a process holds it open; null when none does, or when there is none (nothing in the group
+   * is on a VFIO driver). The kernel lets one file at a time open a group and answers EBUSY to any
+   * other open (vfio_group_fops_open); an open device fd keeps its group's file open, and from
+   * Linux 6.6 a device opened through /dev/vfio/devices/vfioN blocks the group too. Shell:
+   * `true < /dev/vfio/<group>` ("Device or resource busy": held). The probe's open is closed at once.
+   */
+  heldVfioGroup(group: number): Promise<string | null>;
 }

@@ -13,11 +13,12 @@ import { VfbError } from '../../errors.js';
 import type { DownOptions, PfConfig, Plugin, PluginContext } from '../contract.js';
 import { parsePluginOptions } from '../options.js';
 import { describeStep, type PfPlan, type PlannedBindings, type PlanStep } from '../plan.js';
-import type { PfStatus, StepStatus } from '../status.js';
+import type { PfStatus, StepStatus, VfStatus } from '../status.js';
 import { bindDevice, releaseDevice } from './binding.js';
 import { checkVfCount } from './limits.js';
 import { setNumVfs } from './numvfs.js';
 import { observePf, readDeviceId, type PfObservation } from './observe.js';
+import { refuseOpenVfs } from './open-vfs.js';
 import type { DeviceStep, LifecycleSpec, PfDriverSpec, PfLayout, PfTarget, StepCheck } from './spec.js';
 import { plannedVfs, unprotectedVfs, vfBindSteps, vfsBound } from './vf-drivers.js';
 import { checkVfio, VFIO_PCI } from './vfio.js';
@@ -142,6 +143,14 @@ async function planUp<O>(spec: LifecycleSpec<O>, ctx: PluginContext, config: PfC
   if (startDriver && driver?.starts === 'after-vfs')
     steps.push({ kind: 'start-driver', driver: driver.describe(target) });
 
+  // Removing or unbinding a VF that a process holds open through VFIO would wait for that process:
+  // refused here, before anything changes (the broker's SetNumVfs plans first, as a dry run).
+  if (removeVfs) {
+    await refuseOpenVfs(ctx.sysfs, target.address, pf.vfs, `remove its ${pf.numVfs} VFs (${removeReason})`);
+  } else {
+    await refuseOpenVfs(ctx.sysfs, target.address, rebound(binds, pf.vfs), 'move VFs to another driver');
+  }
+
   // A guest holding a VF on vfio-pci would lose it (and the unbind would wait for the guest).
   const leaving = binds.find(
     (s) => s.kind === 'bind-vf' && s.address !== null && pf.vfs[s.index]?.driver === VFIO_PCI,
@@ -165,6 +174,16 @@ async function planUp<O>(spec: LifecycleSpec<O>, ctx: PluginContext, config: PfC
     drain: { required: drainReason !== null, reason: drainReason },
     notes: Object.freeze([...notes]),
   });
+}
+
+/** The VFs that bind steps take from a driver they are bound to now. */
+function rebound(steps: readonly PlanStep[], vfs: readonly VfStatus[]): VfStatus[] {
+  const moved = new Set<string>();
+  for (const s of steps) {
+    if (s.kind === 'bind-vfs') s.addresses.forEach((a) => moved.add(a));
+    else if (s.kind === 'bind-vf' && s.address !== null) moved.add(s.address);
+  }
+  return vfs.filter((vf) => vf.driver !== null && moved.has(vf.address));
 }
 
 /** Device steps of one phase that the plan must list; all of them when the VFs are created anew. */
@@ -342,8 +361,10 @@ async function bringDown<O>(
   if (!(await ctx.sysfs.exists(config.address))) return;
   const target = await resolveTarget(spec, ctx, config);
   const layout = spec.layout(target);
-  await spec.driver?.stop(ctx, target);
   const pf = await observePf(ctx.sysfs, target.address);
+  // Before the PF driver stops: a refused down leaves the PF as it was.
+  await refuseOpenVfs(ctx.sysfs, target.address, pf.vfs, `remove its ${pf.numVfs} VFs`);
+  await spec.driver?.stop(ctx, target);
   if (pf.numVfs > 0) {
     ctx.logger.info(`removing ${pf.numVfs} VFs`);
     await setNumVfs(ctx.sysfs, target.address, 0);

@@ -20,12 +20,13 @@ export function checkVfCount(
   limit: VfLimit | null,
   options: { readonly pfLeavesDriver: boolean },
 ): void {
+  // The count comes from broker.yaml's `vfs:` or from a PF owner's SetNumVfs: the hint fits both.
   const refuse = (why: string, max?: number): never => {
     throw new VfbError('INVALID_ARGUMENT', `PF ${pf} (${deviceId}): ${why}`, {
       hint:
         max === undefined
           ? 'check the PF address in /etc/vfbroker/broker.yaml'
-          : `set vfs for PF ${pf} in /etc/vfbroker/broker.yaml to at most ${max}`,
+          : `ask for at most ${max} VFs of PF ${pf} (vfs: in /etc/vfbroker/broker.yaml, or SetNumVfs)`,
       details: { requested, ...(max === undefined ? {} : { max }) },
     });
   };

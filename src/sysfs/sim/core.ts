@@ -138,7 +138,9 @@ function probeFailed(state: SimState, dev: DeviceState, drv: DriverModel, errno:
 
 /**
  * device_release_driver: the driver's remove(), then pci_iov_remove. vfio-pci's remove blocks in the
- * kernel until every user closes the device; the simulator answers EBUSY instead of hanging.
+ * kernel until every user closes the device; the simulator answers EBUSY instead of hanging (a
+ * synchronous model cannot wait). vfbroker's life cycle never gets here with a device open: it asks
+ * first (Sysfs.heldVfioGroup) and refuses with BUSY (src/plugins/lifecycle/open-vfs.ts).
  */
 function release(state: SimState, dev: DeviceState): void {
   const drv = findDriver(state, dev.driver);
@@ -186,7 +188,13 @@ export function enableVfs(state: SimState, pf: DeviceState, n: number): void {
   sriov.numVfs = n;
 }
 
-/** pci_disable_sriov: unbind and remove every VF. A VF open through VFIO would block; EBUSY here. */
+/**
+ * pci_disable_sriov: unbind and remove every VF. On the kernel, a VF open through VFIO makes this
+ * wait, with no limit, until its user closes it ("No device request channel registered, blocked
+ * until released by user"; sriov_numvfs reads wait too: test/kernel stage 3); the simulator answers
+ * EBUSY to the write instead. vfbroker's life cycle never writes 0 with a VF open: it asks first
+ * (Sysfs.heldVfioGroup) and refuses with BUSY (src/plugins/lifecycle/open-vfs.ts).
+ */
 export function disableVfs(state: SimState, pf: DeviceState): void {
   const vfs = virtfns(pf);
   if (vfs.some((vf) => isOpen(state, vf))) refuse('EBUSY');

@@ -30,6 +30,15 @@ export function openDevice(state: SimState, request: string): number {
   return handle;
 }
 
+/**
+ * Whether opening /dev/vfio/<group> would answer EBUSY (vfio_group_fops_open): a device of the group
+ * is open, and its fd holds the group's file. The simulator models device fds only, never a group
+ * opened on its own, so a group is held exactly while one of its devices is open.
+ */
+export function groupHeld(state: SimState, group: number): boolean {
+  return state.vfio.open.some((h) => findDevice(state, h.address)?.iommuGroup === group);
+}
+
 export function closeDevice(state: SimState, handle: number): void {
   const i = state.vfio.open.findIndex((h) => h.handle === handle);
   // The kernel would say EBADF for an fd that is not open.

@@ -1,7 +1,7 @@
 /**
  * SetNumVfs (issue 11 §3): the owner of a PF that the policy names — or root — changes its VF
  * count through the PF's plugin, with the same checks as `pf up`; anyone else is refused, and so
- * is a change that would take VFs from a running guest.
+ * is a change that would take VFs from a running guest or from an application holding one open.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -80,6 +80,42 @@ describe('SetNumVfs', () => {
     );
     await world.broker.releaseGuest(root, GUEST.uuid, 'shutdown');
     await world.broker.setNumVfs(caller(OWNER_UID), pfAddress(0), 2);
+  });
+
+  it('refuses to change the count, or take the PF down, while an application holds a VF open', async () => {
+    // A DPDK application with a token from GetToken holds no lease: only the kernel knows it.
+    const root = caller(0);
+    const pf = pfAddress(0);
+    await world.broker.setNumVfs(root, pf, 4);
+    const vf = vfAddress(0, 2);
+    const handle = await world.sim.vfio.openDevice(`${vf} vf_token=${await world.broker.getToken(root, vf)}`);
+    const node = `/dev/vfio/${String(await world.sim.iommuGroup(vf))}`;
+    const busy = (action: string) => (err: unknown) => {
+      assert.ok(err instanceof VfbError, String(err));
+      assert.equal(err.code, 'BUSY');
+      assert.equal(
+        err.message,
+        `PF ${pf} cannot ${action}: VF 2 ${vf} is open (VFIO group ${node} is held by a process, ` +
+          'a DPDK application or QEMU); close it first: the kernel would wait for it',
+      );
+      assert.equal(err.hint, `fuser -v ${node}`);
+      return true;
+    };
+    await assert.rejects(
+      world.broker.setNumVfs(caller(OWNER_UID), pf, 2),
+      busy('remove its 4 VFs (the count changes from 4 to 2 and the kernel needs 0 in between)'),
+    );
+    await assert.rejects(world.broker.pfDown(root, pf, false), busy('remove its 4 VFs'));
+    const [listed] = await world.broker.listPfs(root);
+    assert.deepEqual([listed?.state, listed?.numVfs], ['up', 4], 'the broker still serves the PF');
+    assert.deepEqual(
+      await world.sim.virtfns(pf),
+      [0, 1, 2, 3].map((n) => vfAddress(0, n)),
+    );
+
+    await world.sim.vfio.closeDevice(handle);
+    await world.broker.setNumVfs(caller(OWNER_UID), pf, 2);
+    assert.equal((await world.broker.listPfs(root))[0]?.numVfs, 2);
   });
 
   it('applies the plugin’s limits', async () => {

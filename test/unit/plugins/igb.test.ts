@@ -122,7 +122,10 @@ describe('igb plugin', () => {
       err.message,
       'PF 0000:04:00.0 (8086:10c9): 8 VFs requested, at most 7: the 82576 has 8 queue pools and its PF driver keeps one for itself, so the kernel igb driver enables at most 7 VFs (igb_main.c lowers sriov_totalvfs to 7 while bound; the kernel refuses 8 with ERANGE)',
     );
-    assert.equal(err.hint, 'set vfs for PF 0000:04:00.0 in /etc/vfbroker/broker.yaml to at most 7');
+    assert.equal(
+      err.hint,
+      'ask for at most 7 VFs of PF 0000:04:00.0 (vfs: in /etc/vfbroker/broker.yaml, or SetNumVfs)',
+    );
     assert.equal(await world.sim.driver(PF), 'igb', 'nothing changed');
   });
 

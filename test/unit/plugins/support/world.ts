@@ -109,6 +109,7 @@ export function countingWrites(inner: Sysfs): { sysfs: Sysfs; writes: () => numb
     unbind: (a) => (writes++, inner.unbind(a)),
     probe: (a) => (writes++, inner.probe(a)),
     moduleParameter: (m, p) => inner.moduleParameter(m, p),
+    heldVfioGroup: (g) => inner.heldVfioGroup(g),
   };
   return { sysfs, writes: () => writes };
 }
