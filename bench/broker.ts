@@ -15,7 +15,10 @@
  *   the broker doing anything — the floor this machine, this bus and these clients set, against
  *   which the other two can be read.
  * Client c only uses the guests of PF c, so no two clients want a VF at once. The caches are warm:
- * every client makes one round of calls first.
+ * every client makes one round of calls first. The clients speak D-Bus as the hook does, with its
+ * wire client (src/dbus/wire/), or with dbus-next as the CLI does (`--client dbus-next`): the
+ * clients share this machine's two cores with the broker and the bus, so a heavier client shows
+ * up in every latency.
  *
  * Memory: the broker's RSS when ready, its peak, and while it idles after the runs — V8 returns
  * memory only when its memory reducer runs, some seconds into idleness, so the bench watches RSS for
@@ -31,9 +34,11 @@ import { catchInterrupt, type Interrupt } from './support/interrupt.js';
 import { cpuSeconds } from './support/proc.js';
 import { header, machineLoad, mb, ms, percentile, table, verdict } from './support/report.js';
 import { guestsOfPf, VFS_PER_GUEST, type BenchGuest, type Scenario } from './support/scenario.js';
-import type { PrepareDevice } from '../src/broker/api.js';
+import type { DeviceVerdict, PrepareDevice } from '../src/broker/api.js';
 import { startPrivateBus, type PrivateBus } from '../src/demo/private-bus.js';
 import { BrokerClient } from '../src/dbus/client.js';
+import { WireBrokerClient } from '../src/dbus/wire/client.js';
+import { WireConnection } from '../src/dbus/wire/connection.js';
 import { BUS_NAME, OBJECT_PATH } from '../src/dbus/protocol.js';
 import { Message } from 'dbus-next';
 import { VfbError } from '../src/errors.js';
@@ -62,8 +67,68 @@ interface LevelResult {
   readonly load: Usage;
 }
 
+/** What a lane calls: PrepareGuest and ReleaseGuest as a hook makes them, and Peer.Ping. */
+interface BenchClient {
+  prepareGuest(
+    guestUuid: string,
+    guestName: string,
+    devices: readonly PrepareDevice[],
+  ): Promise<DeviceVerdict[]>;
+  releaseGuest(guestUuid: string, reason: string): Promise<void>;
+  ping(): Promise<void>;
+  close(): void;
+}
+
+type ClientKind = 'wire' | 'dbus-next';
+
+const CALL_TIMEOUT_MS = 25_000;
+/** A guest no policy rule names and that holds nothing. */
+const NO_GUEST = 'ffffffff-ffff-4fff-bfff-ffffffffffff';
+const PING = {
+  destination: BUS_NAME,
+  path: OBJECT_PATH,
+  interface: 'org.freedesktop.DBus.Peer',
+  member: 'Ping',
+};
+
+async function benchClient(kind: ClientKind, address: string): Promise<BenchClient> {
+  if (kind === 'dbus-next') {
+    const client = await BrokerClient.connect({ address, callTimeoutMs: CALL_TIMEOUT_MS });
+    return {
+      prepareGuest: (...args) => client.prepareGuest(...args),
+      releaseGuest: (...args) => client.releaseGuest(...args),
+      ping: async () =>
+        void (await client.connection.call(new Message(PING), { timeoutMs: CALL_TIMEOUT_MS })),
+      close: () => client.close(),
+    };
+  }
+  const options = { address, timeoutMs: CALL_TIMEOUT_MS, callTimeoutMs: CALL_TIMEOUT_MS };
+  // The hook's client makes only its three calls: Ping goes over a second connection of its own.
+  const [client, peer] = await Promise.all([
+    WireBrokerClient.connect(options),
+    WireConnection.connect(options),
+  ]);
+  // The wire client authenticates with its first call. Until then the bus counts a connection as
+  // incomplete, and refuses new ones beyond max_incomplete_connections (64 on the system bus): one
+  // call each now. Releasing a guest that holds nothing, as libvirt does after a failed prepare,
+  // changes nothing.
+  await Promise.all([
+    peer.call({ ...PING, signature: '', body: [] }, CALL_TIMEOUT_MS),
+    client.releaseGuest(NO_GUEST, 'shutdown'),
+  ]);
+  return {
+    prepareGuest: (...args) => client.prepareGuest(...args),
+    releaseGuest: (...args) => client.releaseGuest(...args),
+    ping: async () => void (await peer.call({ ...PING, signature: '', body: [] }, CALL_TIMEOUT_MS)),
+    close: () => {
+      client.close();
+      peer.close();
+    },
+  };
+}
+
 interface Lane {
-  readonly client: BrokerClient;
+  readonly client: BenchClient;
   readonly guests: readonly BenchGuest[];
 }
 
@@ -86,27 +151,16 @@ async function runLane(
     limits.left--;
     const guest = guests[i % guests.length] as BenchGuest;
     const start = performance.now();
-    if (round === 'ping') await ping(client);
+    if (round === 'ping') await client.ping();
     else await prepare(client, guest, 1 + (i % VFS_PER_GUEST), tokens);
     latencies.push(performance.now() - start);
     if (round === 'new') await client.releaseGuest(guest.uuid, 'shutdown');
   }
 }
 
-const PING = {
-  destination: BUS_NAME,
-  path: OBJECT_PATH,
-  interface: 'org.freedesktop.DBus.Peer',
-  member: 'Ping',
-};
-
-async function ping(client: BrokerClient): Promise<void> {
-  await client.connection.call(new Message(PING), { timeoutMs: 25_000 });
-}
-
 /** PrepareGuest for the guest's first `vfs` VFs with the right token; anything but ok stops the bench. */
 async function prepare(
-  client: BrokerClient,
+  client: BenchClient,
   guest: BenchGuest,
   vfs: number,
   tokens: readonly string[],
@@ -162,7 +216,7 @@ async function runLevel(
  * runs).
  */
 async function lanes(
-  clients: readonly BrokerClient[],
+  clients: readonly BenchClient[],
   round: Round,
   tokens: readonly string[],
 ): Promise<Lane[]> {
@@ -306,8 +360,18 @@ function report(
 async function main(): Promise<void> {
   // --node-arg ARG (repeatable) runs the broker with that node option, e.g. --node-arg=--cpu-prof
   // --node-arg=--cpu-prof-dir=/tmp/prof for a CPU profile, or a V8 heap flag to see its effect on RSS.
-  const { values } = parseArgs({ options: { 'node-arg': { type: 'string', multiple: true, default: [] } } });
+  // --client dbus-next: the clients use dbus-next, as the CLI does, instead of the hook's wire client.
+  const { values } = parseArgs({
+    options: {
+      'node-arg': { type: 'string', multiple: true, default: [] },
+      client: { type: 'string', default: 'wire' },
+    },
+  });
   const nodeArgs = values['node-arg'];
+  const kind = values.client;
+  if (kind !== 'wire' && kind !== 'dbus-next') {
+    throw new VfbError('INVALID_ARGUMENT', `--client must be wire or dbus-next, not ${JSON.stringify(kind)}`);
+  }
   if (process.getuid?.() !== 0) {
     throw new VfbError('DENIED', 'bench:broker must run as root', {
       hint: 'PrepareGuest is for root only, and the bus runs the shipped policy, which names root',
@@ -316,7 +380,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     header('broker bench: PrepareGuest over a private dbus-daemon with the shipped bus policy', [
       `broker: ${SCENARIO.pfCount} PFs × ${SCENARIO.vfs} VFs (sysfs simulator, token-needing plugin), FileStore, ${SCENARIO.guests.toLocaleString('en')} guest rules; child process${nodeArgs.length > 0 ? ` with ${nodeArgs.join(' ')}` : ''}`,
-      `load: ${LEVELS.join(', ')} clients, one bus connection each, ${RUN_MS / 1000} s per level after a warm-up round; each call 1–${VFS_PER_GUEST} VFs with the right tokens (verdict ok)`,
+      `load: ${LEVELS.join(', ')} clients (${kind === 'wire' ? "the hook's wire client" : 'dbus-next'}), one bus connection each, ${RUN_MS / 1000} s per level after a warm-up round; each call 1–${VFS_PER_GUEST} VFs with the right tokens (verdict ok)`,
       `      new leases: each call leases its VFs (lease table written), then ReleaseGuest (not timed, not counted)`,
       `      held leases: guests ask again for VFs they hold (no lease change, nothing written)`,
       `      ping: org.freedesktop.DBus.Peer.Ping to the broker, answered by its D-Bus adapter alone: the floor`,
@@ -327,7 +391,7 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'vfb-bench-broker-'));
   let bus: PrivateBus | undefined;
   let broker: BrokerChild | undefined;
-  const clients: BrokerClient[] = [];
+  const clients: BenchClient[] = [];
   try {
     bus = await startPrivateBus({ directory: join(dir, 'bus'), policy: 'shipped' });
     broker = await startBrokerChild(
@@ -338,14 +402,16 @@ async function main(): Promise<void> {
       },
     );
     const address = bus.address;
-    clients.push(
-      ...(await Promise.all(
-        Array.from({ length: Math.max(...LEVELS) }, () => BrokerClient.connect({ address })),
-      )),
-    );
-    const first = clients[0] as BrokerClient;
+    // One at a time, so that the bus never sees more than two unauthenticated connections at once.
+    for (let c = 0; c < Math.max(...LEVELS); c++) clients.push(await benchClient(kind, address));
+    // The tokens the guests' definitions would carry, asked for as root with the CLI's client.
     const tokens: string[] = [];
-    for (let pf = 0; pf < SCENARIO.pfCount; pf++) tokens.push(await first.getToken(pfAddress(pf)));
+    const admin = await BrokerClient.connect({ address });
+    try {
+      for (let pf = 0; pf < SCENARIO.pfCount; pf++) tokens.push(await admin.getToken(pfAddress(pf)));
+    } finally {
+      admin.close();
+    }
     const processes = { broker, busPid: bus.pid };
     const ready = await memory(broker);
 
