@@ -619,14 +619,36 @@ function needVfDriver(t: CaseTarget): string {
   return t.vfKernelDriver;
 }
 
-/** Where the kernel log ends now, so a check looks only at lines logged after it. */
-async function logMark(t: CaseTarget): Promise<number> {
-  return t.readKernelLog === null ? 0 : (await t.readKernelLog()).length;
+/** Where the kernel log ends now: its length and its last line. */
+interface LogMark {
+  readonly length: number;
+  readonly last: string | undefined;
 }
 
-async function logged(t: CaseTarget, mark: number, text: string): Promise<void> {
+/** The kernel log's lines, without empty ones (dmesg's output ends with a newline). */
+async function kernelLog(t: CaseTarget): Promise<string[]> {
+  return t.readKernelLog === null ? [] : (await t.readKernelLog()).filter((line) => line !== '');
+}
+
+/** Where the kernel log ends now, so a check looks only at lines logged after it. */
+async function logMark(t: CaseTarget): Promise<LogMark> {
+  const lines = await kernelLog(t);
+  return { length: lines.length, last: lines.at(-1) };
+}
+
+/**
+ * The lines logged after `mark`. The kernel's ring buffer drops its oldest lines when it is full,
+ * so the count alone can point past new lines: the mark's last line (dmesg stamps each line with
+ * its time) is looked for when it is not where the count says; gone altogether, every line counts.
+ */
+function linesAfter(lines: readonly string[], mark: LogMark): readonly string[] {
+  if (mark.last === undefined || lines[mark.length - 1] === mark.last) return lines.slice(mark.length);
+  return lines.slice(lines.lastIndexOf(mark.last) + 1);
+}
+
+async function logged(t: CaseTarget, mark: LogMark, text: string): Promise<void> {
   if (t.readKernelLog === null) return;
-  const lines = (await t.readKernelLog()).slice(mark);
+  const lines = linesAfter(await kernelLog(t), mark);
   if (!lines.some((line) => line.includes(text)))
     fail(`kernel log: no line with ${JSON.stringify(text)} after the action`);
 }
