@@ -29,6 +29,7 @@ import { DBUS_ERROR_PREFIX, ERROR_KINDS, VfbError } from '../../src/errors.js';
 import type { HookLogger } from '../../src/hooks/hook-logger.js';
 import { parseHookArgv } from '../../src/hooks/hook-argv.js';
 import { runQemuHook } from '../../src/hooks/qemu-hook.js';
+import { readDomainStatusXml } from '../../src/libvirt/domain-status.js';
 import {
   formatPciAddress,
   isPciAddress,
@@ -43,6 +44,7 @@ import { simulatedHost } from '../unit/hooks/simulated-host.js';
 import { CURRENT_TOKEN, DOMAIN_FIXTURES, domainFixture } from '../unit/libvirt/domain-fixtures.js';
 import { HOOK_CALLER } from './direct-hook.js';
 import { startDbusDaemon } from '../support/dbus-daemon.js';
+import { statusXml } from '../support/libvirt-run.js';
 import { captureLogs } from '../support/log-capture.js';
 import { repoPath } from '../support/repo.js';
 
@@ -529,6 +531,62 @@ const stdinBytes = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 70_000, max: 100_000 }).map((n) => Buffer.alloc(n, 0x61)) },
 );
 
+// ---------------------------------------------------------------------------------------------
+// libvirt's status files (the broker reads them to recognise a guest's QEMU: SetNumVfs)
+
+/** A guest's live definition carries its vf-tokens: one planted in every status file. */
+const STATUS_TOKEN = '0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0';
+
+const statusText = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc
+      .tuple(
+        fc.string({ maxLength: 20 }),
+        uuidish,
+        fc.oneof(fc.nat({ max: 5_000_000 }), fc.constant(-1)),
+        fc.constantFrom('running', 'paused', 'shutoff', 'crashed', '', 'RUNNING', 'x y'),
+        fc.nat(),
+        fc.nat({ max: 30 }),
+        xmlNoise,
+      )
+      .map(([name, uuid, pid, state, c, l, i]) =>
+        mutate(
+          statusXml({ name, uuid, pid, state }).replace(
+            '</devices>',
+            `<qemu:override xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><qemu:device alias='hostdev0'><qemu:frontend><qemu:property name='vf-token' type='string' value='${STATUS_TOKEN}'/></qemu:frontend></qemu:device></qemu:override></devices>`,
+          ),
+          c,
+          l,
+          i,
+        ),
+      ),
+  },
+  { weight: 1, arbitrary: fc.constantFrom(ENTITY_BOMB, EXTERNAL_ENTITY) },
+  { weight: 1, arbitrary: xmlNoise },
+);
+
+export const statusFileTarget: FuzzTarget = {
+  name: 'libvirt status files',
+  run: (numRuns, seed) =>
+    measured('libvirt status files', numRuns, seed, (check) =>
+      fc.asyncProperty(statusText, (text) =>
+        check(() => {
+          try {
+            const status = readDomainStatusXml(text, 'the status file');
+            assert.ok(Number.isSafeInteger(status.pid) && status.pid >= 0, `pid ${status.pid}`);
+            assert.match(status.state, /^[a-z]{1,32}$/);
+            assert.match(status.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+          } catch (err) {
+            // The file holds the guest's definition: an error quotes none of it, tokens least of all.
+            assertCleanError(err, [STATUS_TOKEN]);
+          }
+          return Promise.resolve();
+        }),
+      ),
+    ),
+};
+
 /** Collects what the hook logs, so the properties can check it for tokens. */
 function recordingLogger(lines: string[]): HookLogger {
   const rec = (fields: object, message: string) => {
@@ -775,6 +833,7 @@ function rawStream(connection: BusConnection): { write(b: Buffer): void } {
 
 export const FUZZ_TARGETS: readonly FuzzTarget[] = [
   hookTarget,
+  statusFileTarget,
   dbusArgsTarget,
   busTarget,
   configTarget,
