@@ -24,10 +24,10 @@ export interface Accounts {
 export async function readAccounts(root = '/'): Promise<Accounts> {
   const passwdFile = join(root, 'etc/passwd');
   const groupFile = join(root, 'etc/group');
-  const [passwd, group] = await Promise.all([
-    readBoundedText(passwdFile, MAX_ACCOUNT_FILE_BYTES),
-    readBoundedText(groupFile, MAX_ACCOUNT_FILE_BYTES),
-  ]);
+  // One after the other: when both are unreadable, the error always names passwd (with both read at
+  // once, whichever failed first would be reported).
+  const passwd = await readBoundedText(passwdFile, MAX_ACCOUNT_FILE_BYTES);
+  const group = await readBoundedText(groupFile, MAX_ACCOUNT_FILE_BYTES);
   return parseAccounts(passwd, group, { passwdFile, groupFile });
 }
 
