@@ -38,6 +38,16 @@ export const REDACT_PATHS: readonly string[] = [
 
 export const REDACTED = '[redacted]';
 
+/**
+ * The broker's audit logger: one line per decision, on the hot path of every guest start. Its
+ * lines are built field by field from values that are never secrets (caller, guest, VF, verdict,
+ * rule), so only top-level secret names are redacted: the one-level wildcards above cost a tenth of
+ * the broker's CPU per PrepareGuest, walking every field of every line.
+ */
+export function auditLogger(logger: Logger): Logger {
+  return logger.child({ audit: true }, { redact: { paths: [...SECRET_FIELDS], censor: REDACTED } });
+}
+
 export interface LoggerOptions {
   readonly level?: LevelWithSilent;
   /** Where the JSON lines go; stdout when absent. Tests pass a capturing stream. */

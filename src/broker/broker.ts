@@ -25,7 +25,7 @@ import type { PfTokens, TokenStore } from './store/token-store.js';
 import type { Policy } from '../config/policy-config.js';
 import { VfbError, isVfbError } from '../errors.js';
 import type { RunningGuests } from '../libvirt/running-guests.js';
-import type { Logger } from '../log.js';
+import { auditLogger, type Logger } from '../log.js';
 import type { PciAddress } from '../pci/address.js';
 import type { PluginContext } from '../plugins/contract.js';
 import { pfDown, pfStatus, pfUp } from '../plugins/lifecycle/pf.js';
@@ -62,7 +62,7 @@ export class Broker implements BrokerApi {
 
   constructor(deps: BrokerDeps) {
     this.#d = deps;
-    this.#audit = deps.logger.child({ audit: true });
+    this.#audit = auditLogger(deps.logger);
     this.#startedAt = (deps.now ?? Date.now)();
     this.#ownUid = process.geteuid?.() ?? 0;
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { REDACTED } from '../../src/log.js';
+import { REDACTED, auditLogger } from '../../src/log.js';
 import { VfbError } from '../../src/errors.js';
 import { captureLogs } from '../support/log-capture.js';
 
@@ -23,6 +23,20 @@ describe('logger', () => {
     const [first] = logs.records();
     assert.equal(first?.['token'], REDACTED);
     assert.equal(first?.['pf'], '0000:3b:00.0');
+  });
+
+  it('the audit logger marks its lines and redacts top-level secret fields', () => {
+    const logs = captureLogs();
+    auditLogger(logs.logger).info(
+      { event: 'prepare', token: TOKEN, vfToken: TOKEN, vf: '0000:3b:10.0' },
+      'x',
+    );
+    logs.assertNoSecrets([TOKEN]);
+    const [line] = logs.records();
+    assert.deepEqual(
+      [line?.['audit'], line?.['token'], line?.['vfToken'], line?.['vf']],
+      [true, REDACTED, REDACTED, '0000:3b:10.0'],
+    );
   });
 
   it('logs errors as type, code and message only, never their cause or extra fields', () => {
