@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { startBrokerChild, type BrokerChild } from './support/broker-process.js';
-import { catchInterrupt, type Interrupt } from './support/interrupt.js';
+import { catchInterrupt, runBench, throwIfInterrupted, type Interrupt } from './support/interrupt.js';
 import { cpuSeconds } from './support/proc.js';
 import { header, machineLoad, mb, ms, percentile, table, verdict } from './support/report.js';
 import { guestsOfPf, VFS_PER_GUEST, type BenchGuest, type Scenario } from './support/scenario.js';
@@ -89,6 +89,8 @@ const PING = {
   path: OBJECT_PATH,
   interface: 'org.freedesktop.DBus.Peer',
   member: 'Ping',
+  signature: '',
+  body: [],
 };
 
 async function benchClient(kind: ClientKind, address: string): Promise<BenchClient> {
@@ -112,14 +114,11 @@ async function benchClient(kind: ClientKind, address: string): Promise<BenchClie
   // incomplete, and refuses new ones beyond max_incomplete_connections (64 on the system bus): one
   // call each now. Releasing a guest that holds nothing, as libvirt does after a failed prepare,
   // changes nothing.
-  await Promise.all([
-    peer.call({ ...PING, signature: '', body: [] }, CALL_TIMEOUT_MS),
-    client.releaseGuest(NO_GUEST, 'shutdown'),
-  ]);
+  await Promise.all([peer.call(PING, CALL_TIMEOUT_MS), client.releaseGuest(NO_GUEST, 'shutdown')]);
   return {
     prepareGuest: (...args) => client.prepareGuest(...args),
     releaseGuest: (...args) => client.releaseGuest(...args),
-    ping: async () => void (await peer.call({ ...PING, signature: '', body: [] }, CALL_TIMEOUT_MS)),
+    ping: async () => void (await peer.call(PING, CALL_TIMEOUT_MS)),
     close: () => {
       client.close();
       peer.close();
@@ -443,14 +442,7 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true });
     interrupt.dispose();
   }
-  if (interrupt.stopped)
-    throw new VfbError('UNAVAILABLE', 'interrupted; everything it started is stopped', {
-      hint: 'no figures were printed: run it again',
-    });
+  throwIfInterrupted(interrupt);
 }
 
-await main().catch((err: unknown) => {
-  if (!(err instanceof VfbError)) throw err;
-  process.stderr.write(`bench:broker: ${err.message}\n  ${err.hint}\n`);
-  process.exitCode = 1;
-});
+await runBench('bench:broker', main);

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBrokerChild, type BrokerChild } from './support/broker-process.js';
-import { catchInterrupt } from './support/interrupt.js';
+import { catchInterrupt, runBench, throwIfInterrupted } from './support/interrupt.js';
 import { header, machineLoad, ms, percentile, table, verdict } from './support/report.js';
 import { benchGuest, type BenchGuest, type Scenario } from './support/scenario.js';
 import { timedRun, type TimedRun } from './support/timed-process.js';
@@ -234,14 +234,7 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true });
     interrupt.dispose();
   }
-  if (interrupt.stopped)
-    throw new VfbError('UNAVAILABLE', 'interrupted; everything it started is stopped', {
-      hint: 'no figures were printed: run it again',
-    });
+  throwIfInterrupted(interrupt);
 }
 
-await main().catch((err: unknown) => {
-  if (!(err instanceof VfbError)) throw err;
-  process.stderr.write(`bench:hook: ${err.message}\n  ${err.hint}\n`);
-  process.exitCode = 1;
-});
+await runBench('bench:hook', main);

@@ -2,10 +2,16 @@
  * Runs a program to completion and times it from spawn to the close of its stdio — what libvirt
  * waits for when it runs a hook. stdout is discarded; stderr is kept for the bench's own checks.
  */
-import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
-import { closeSync, constants, createWriteStream, openSync, unlinkSync } from 'node:fs';
-import { mkdtempSync, rmdirSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  createWriteStream,
+  mkdtempSync,
+  openSync,
+  rmdirSync,
+  unlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
