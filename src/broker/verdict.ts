@@ -7,10 +7,11 @@
  * Every message is one line that names the VF, the reason and the command that fixes it — libvirt
  * quotes it to the user in its error. Messages never contain a token.
  */
-import { timingSafeEqual } from 'node:crypto';
-import { isUuid, uuidToBytes } from '../uuid.js';
+import { isUuid } from '../uuid.js';
 import type { Verdict } from './api.js';
 import type { PciAddress } from '../pci/address.js';
+
+const UUID_LENGTH = 36;
 
 export interface GuestRef {
   readonly uuid: string;
@@ -104,16 +105,17 @@ export function decideDevice(guest: GuestRef, facts: DeviceFacts): DeviceDecisio
 }
 
 /**
- * Constant-time comparison of two UUIDs, case-insensitively. Both are normalised to 16 bytes first
- * so the comparison's length never depends on the secret.
+ * Constant-time comparison of two UUIDs, case-insensitively: always all 36 characters, no early exit,
+ * no branch on what differs. Not crypto.timingSafeEqual: it needs both as bytes, and making the two
+ * buffers for every device of every PrepareGuest was a tenth of the broker's CPU under load.
  */
 export function sameToken(presented: string, active: string): boolean {
-  const a = uuidBytes(presented);
-  const b = uuidBytes(active);
-  if (a === null || b === null) return false;
-  return timingSafeEqual(a, b);
-}
-
-function uuidBytes(s: string): Uint8Array | null {
-  return isUuid(s) ? uuidToBytes(s) : null;
+  if (!isUuid(presented) || !isUuid(active)) return false;
+  // Both are hex digits with dashes in the same places: OR-ing 0x20 folds A-F onto a-f and leaves
+  // digits and dashes as they are.
+  let diff = 0;
+  for (let i = 0; i < UUID_LENGTH; i++) {
+    diff |= (presented.charCodeAt(i) | 0x20) ^ (active.charCodeAt(i) | 0x20);
+  }
+  return diff === 0;
 }

@@ -85,4 +85,16 @@ describe('sameToken', () => {
     assert.equal(sameToken('', ACTIVE), false);
     assert.equal(sameToken(ACTIVE + ' ', ACTIVE), false);
   });
+
+  it('tells apart tokens that differ in any one digit, in either case', () => {
+    for (let i = 0; i < ACTIVE.length; i++) {
+      if (ACTIVE[i] === '-') continue;
+      for (const digit of '0123456789abcdefABCDEF') {
+        const other = ACTIVE.slice(0, i) + digit + ACTIVE.slice(i + 1);
+        const same = digit.toLowerCase() === ACTIVE[i];
+        assert.equal(sameToken(other, ACTIVE), same, `digit ${i} as ${digit}`);
+        assert.equal(sameToken(ACTIVE, other), same, `digit ${i} as ${digit}, swapped`);
+      }
+    }
+  });
 });
