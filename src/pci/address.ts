@@ -53,12 +53,12 @@ export function parsePciAddressParts(input: string, options: ParseOptions = {}):
     slot: parseInt(m[3] as string, 16),
     function: parseInt(m[4] as string, 16),
   };
-  checkRanges(input, parts);
+  checkRanges(parts, () => input);
   return parts;
 }
 
 export function formatPciAddress(parts: PciAddressParts): PciAddress {
-  checkRanges(JSON.stringify(parts), parts);
+  checkRanges(parts, () => JSON.stringify(parts));
   const hex = (n: number, w: number) => n.toString(16).padStart(w, '0');
   return `${hex(parts.domain, 4)}:${hex(parts.bus, 2)}:${hex(parts.slot, 2)}.${parts.function.toString(16)}` as PciAddress;
 }
@@ -91,7 +91,7 @@ export function parseLibvirtPciAddress(attrs: {
     slot: field('slot', attrs.slot, false),
     function: field('function', attrs.function, true),
   };
-  checkRanges(shown, parts);
+  checkRanges(parts, () => shown);
   return formatPciAddress(parts);
 }
 
@@ -106,7 +106,8 @@ function parseCNumber(s: string): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
-function checkRanges(shown: string, p: PciAddressParts): void {
+/** `shown`: the input as the error quotes it, made only for an error (it runs on every call). */
+function checkRanges(p: PciAddressParts, shown: () => string): void {
   const bad = !inRange(p.domain, 0xffffffff)
     ? 'domain'
     : !inRange(p.bus, 0xff)
@@ -116,7 +117,7 @@ function checkRanges(shown: string, p: PciAddressParts): void {
         : !inRange(p.function, 7)
           ? 'function'
           : null;
-  if (bad) throw invalid(shown, `${bad} out of range`);
+  if (bad) throw invalid(shown(), `${bad} out of range`);
 }
 
 function inRange(n: number, max: number): boolean {
