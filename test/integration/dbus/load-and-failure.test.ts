@@ -3,6 +3,7 @@
  * a broker that is gone or leaves mid-call, a bus that is not there, a second broker, shutdown.
  */
 import assert from 'node:assert/strict';
+import { Message, MessageType } from 'dbus-next';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Caller } from '../../../src/broker/api.js';
 import { exportBroker } from '../../../src/broker/dbus/service.js';
 import { BrokerClient } from '../../../src/dbus/client.js';
-import { connectBus } from '../../../src/dbus/connection.js';
+import { busDriverCall, connectBus } from '../../../src/dbus/connection.js';
 import { startDbusDaemon, type TestBus } from '../../support/dbus-daemon.js';
 import { captureLogs } from '../../support/log-capture.js';
 import {
@@ -143,6 +144,38 @@ describe('deadlines and absence', () => {
     assert.equal((await rejection(client.status())).code, 'UNAVAILABLE');
     assert.equal(conn.closed, true);
   });
+});
+
+describe('writes', () => {
+  // A lost message shows as a wait for it that never ends: the timeout makes that a failure.
+  it(
+    'messages sent in one turn, then close(), all reach the peer, in order',
+    { timeout: 10_000 },
+    async () => {
+      const bus = await startDbusDaemon();
+      try {
+        const listener = await connectBus({ address: bus.address });
+        const sender = await connectBus({ address: bus.address });
+        const got: string[] = [];
+        const all = new Promise<void>((resolve) =>
+          listener.bus.on('message', (msg: Message) => {
+            if (msg.type === MessageType.SIGNAL && msg.member === 'Tick') got.push(String(msg.body[0]));
+            if (got.length === 50) resolve();
+          }),
+        );
+        await listener.call(busDriverCall('AddMatch', 's', ["type='signal',member='Tick'"]));
+        const sent = Array.from({ length: 50 }, (_, i) => `tick ${i}`);
+        for (const text of sent)
+          sender.send(Message.newSignal('/test', 'org.vfbroker.Test', 'Tick', 's', [text]));
+        sender.close();
+        await all;
+        listener.close();
+        assert.deepEqual(got, sent);
+      } finally {
+        await bus.stop();
+      }
+    },
+  );
 });
 
 describe('owning the name', () => {
