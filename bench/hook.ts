@@ -9,9 +9,10 @@
  *
  * Measured at `prepare` for a guest with 8 VF hostdevs carrying the right vf-tokens (one D-Bus
  * round trip to a warm broker, which must accept all 8) and for a guest without VFs (no D-Bus at
- * all), each as a ratio to `node -e 0` measured in the same run. The three are interleaved, in
- * rotating order, so that load on the machine falls on all of them alike. Prints figures; asserts
- * nothing about them.
+ * all), each as a ratio to `node -e 0` measured in the same run; and the floor under any Node hook
+ * (support/dbus-floor.ts: node:net, the bus, one Ping to the broker), which says how much of the
+ * ratio is Node's and the bus's. All are interleaved, in rotating order, so that load on the machine
+ * falls on all of them alike. Prints figures; asserts nothing about them.
  */
 import { constants } from 'node:fs';
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,9 +23,11 @@ import { startBrokerChild, type BrokerChild } from './support/broker-process.js'
 import { catchInterrupt, runBench, throwIfInterrupted } from './support/interrupt.js';
 import { header, machineLoad, ms, percentile, table, verdict } from './support/report.js';
 import { benchGuest, type BenchGuest, type Scenario } from './support/scenario.js';
+import { writeDbusFloorProgram } from './support/dbus-floor.js';
 import { timedRun, type TimedRun } from './support/timed-process.js';
 import { startPrivateBus, type PrivateBus } from '../src/demo/private-bus.js';
 import { BrokerClient } from '../src/dbus/client.js';
+import { unixSocketPath } from '../src/dbus/connection.js';
 import { VfbError } from '../src/errors.js';
 import { pfAddress, vfAddress } from '../test/support/broker-world.js';
 
@@ -37,9 +40,10 @@ const WARM_UP = 3;
 const LIBVIRT_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'TMPDIR'] as const;
 const TARGET = { median: 1.3, p99: 2 } as const;
 
-/** What one timed run starts: `node -e 0`, or the hook for the guest with 8 VFs (its host read from a
- * /sys-like tree, as on a real host, or from the simulator's state file) or for the guest without. */
-type Subject = 'node' | 'tree' | 'simulator' | 'plain';
+/** What one timed run starts: `node -e 0`; the floor (dbus-floor.ts: node, the bus, one Ping to the
+ * broker); or the hook for the guest with 8 VFs (its host read from a /sys-like tree, as on a real
+ * host, or from the simulator's state file) or for the guest without. */
+type Subject = 'node' | 'floor' | 'tree' | 'simulator' | 'plain';
 
 /** A libvirt domain XML: `vfs` VF hostdevs with user aliases, their vf-tokens in <qemu:override>. */
 function domainXml(guest: BenchGuest, vfs: number, token: string): string {
@@ -126,6 +130,7 @@ function report(times: ReadonlyMap<Subject, readonly number[]>): string {
     table([
       ['', 'median ms', 'p99 ms', 'median ratio', 'p99 ratio'],
       row('node -e 0', 'node'),
+      row('floor: node + bus + one Ping to the broker', 'floor'),
       row('hook, 8 VFs, host in a /sys-like tree', 'tree'),
       row('hook, 8 VFs, host in the simulator', 'simulator'),
       row('hook, no VF (no D-Bus, no sysfs)', 'plain'),
@@ -133,6 +138,7 @@ function report(times: ReadonlyMap<Subject, readonly number[]>): string {
     '',
     against('8 VFs, /sys-like tree (what a real host costs)', 'tree'),
     against('8 VFs, simulator (the simulated host of the demo and tests)', 'simulator'),
+    `  floor: the least any Node hook pays for one broker round trip — node:net, connecting, authenticating, Hello, one Ping — is ${ratios('floor').medianRatio.toFixed(2)}× node -e 0`,
     `  at the end: ${machineLoad()}`,
     '',
   ].join('\n');
@@ -190,9 +196,16 @@ async function main(): Promise<void> {
     const withVfs = domainXml(guest, 8, token);
     const plain = domainXml(guest, 0, token);
     const c = client;
+    const floor = writeDbusFloorProgram(dir, unixSocketPath(bus.address));
 
     const run = async (subject: Subject): Promise<TimedRun> => {
       if (subject === 'node') return timedRun(process.execPath, ['-e', '0'], env.tree, null);
+      if (subject === 'floor') {
+        const result = await timedRun(process.execPath, [floor], env.tree, null);
+        if (result.exitCode !== 0)
+          throw new VfbError('INTERNAL', 'the floor program did not reach the broker');
+        return result;
+      }
       const result =
         subject === 'plain'
           ? await timedRun(BUNDLE, argv, env.tree, plain)
@@ -211,7 +224,7 @@ async function main(): Promise<void> {
       return result;
     };
 
-    const order: readonly Subject[] = ['tree', 'node', 'simulator', 'plain'];
+    const order: readonly Subject[] = ['tree', 'node', 'simulator', 'plain', 'floor'];
     const times = new Map<Subject, number[]>(order.map((s) => [s, []]));
     for (let i = 0; i < WARM_UP; i++) for (const s of order) await run(s);
     await access(codeCache).catch(() => {
