@@ -15,10 +15,10 @@ import {
   type PrepareDevice,
   type RotationState,
 } from './api.js';
-import { decideApp, decideGuest, decideOwner } from './policy/decide.js';
+import { decideApp, decideGuest, decideOwner, type Decision } from './policy/decide.js';
 import { decideDevice, type DeviceFacts, type GuestRef } from './verdict.js';
 import type { Lease, LeaseTable } from './leases.js';
-import { pluginPfConfig, type ManagedPf, type ManagedPfs } from './managed-pfs.js';
+import { pluginPfConfig, type ManagedPf, type ManagedPfs, type VfLocation } from './managed-pfs.js';
 import type { Rotator } from './rotation/rotator.js';
 import type { TokenCache } from './store/token-cache.js';
 import type { PfTokens, TokenStore } from './store/token-store.js';
@@ -78,8 +78,10 @@ export class Broker implements BrokerApi {
     const decisions: DeviceVerdict[] = [];
     const accepted: { vf: PciAddress; pf: PciAddress }[] = [];
     const audited: { vf: PciAddress; verdict: string; rule: string | null }[] = [];
-    for (const device of devices) {
-      const { facts, rule } = await this.#facts(guest, device);
+    const found = devices.map((device) => this.#lookUp(guest, device));
+    const tokens = await this.#tokensFor(found);
+    for (const [i, device] of devices.entries()) {
+      const { facts, rule } = this.#facts(guest, device, found[i] as Found, tokens);
       const { verdict, message } = decideDevice(guest, facts);
       decisions.push({ address: device.address, verdict, message });
       if (isAcceptingVerdict(verdict) && facts.kind === 'managed')
@@ -364,14 +366,38 @@ export class Broker implements BrokerApi {
     });
   }
 
-  async #facts(guest: GuestRef, device: PrepareDevice): Promise<{ facts: DeviceFacts; rule: string | null }> {
+  /** What PrepareGuest knows of a device before any token is read. */
+  #lookUp(guest: GuestRef, device: PrepareDevice): Found {
     const location = this.#d.pfs.locate(device.address);
     const managed = location ? this.#d.pfs.get(location.pf) : undefined;
-    if (!location || !managed) return { facts: { kind: 'unmanaged', address: device.address }, rule: null };
+    if (!location || !managed) return null;
     const policy = decideGuest(this.#d.policy(), guest.uuid, device.address, this.#d.pfs.locate);
+    return { location, managed, policy, needsToken: managed.plugin.manifest.needsToken };
+  }
+
+  /**
+   * The tokens of the PFs whose tokens the verdicts compare: once per PF, not once per device (a
+   * guest's VFs are mostly on one PF), and none for a device the policy refuses.
+   */
+  async #tokensFor(found: readonly Found[]): Promise<ReadonlyMap<PciAddress, PfTokens | null>> {
+    const pfs = new Set<PciAddress>();
+    for (const f of found) if (f?.needsToken && f.policy.allowed) pfs.add(f.location.pf);
+    return new Map(
+      await Promise.all([...pfs].map(async (pf) => [pf, await this.#tokensOrNull(pf)] as const)),
+    );
+  }
+
+  #facts(
+    guest: GuestRef,
+    device: PrepareDevice,
+    found: Found,
+    tokenMap: ReadonlyMap<PciAddress, PfTokens | null>,
+  ): { facts: DeviceFacts; rule: string | null } {
+    if (found === null) return { facts: { kind: 'unmanaged', address: device.address }, rule: null };
+    const { location, managed, policy, needsToken } = found;
     const lease = this.#d.leases.get(device.address);
-    const needsToken = managed.plugin.manifest.needsToken;
-    const tokens = needsToken && policy.allowed ? await this.#tokensOrNull(location.pf) : null;
+    // A device the policy refuses is decided without its PF's token, as #tokensFor read none for it.
+    const tokens = needsToken && policy.allowed ? (tokenMap.get(location.pf) ?? null) : null;
     return {
       rule: policy.reason,
       facts: {
@@ -455,6 +481,14 @@ export class Broker implements BrokerApi {
     }
   }
 }
+
+/** A device of a PF vfbroker manages, where it sits and what the policy says of it; null otherwise. */
+type Found = {
+  readonly location: VfLocation;
+  readonly managed: ManagedPf;
+  readonly policy: Decision;
+  readonly needsToken: boolean;
+} | null;
 
 function rotatingError(pf: PciAddress): VfbError {
   return new VfbError('BUSY', `PF ${pf} is rotating its token; it cannot change meanwhile`, {
