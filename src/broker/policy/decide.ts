@@ -88,13 +88,21 @@ function matchesApp(subject: PolicySubject, caller: AppCaller): boolean {
   );
 }
 
+/** A rule allows in the same words every time: one Decision per rule, as PrepareGuest asks per device. */
+const allowedByRule = new WeakMap<RuleOrigin, Decision>();
+
 function allowedBy(rule: RuleOrigin): Decision {
-  const origin: RuleOrigin = { list: rule.list, index: rule.index, file: rule.file, line: rule.line };
-  return {
-    allowed: true,
-    rule: origin,
-    reason: `allowed by ${rule.list}[${rule.index}] in ${rule.file}:${rule.line}`,
-  };
+  let decision = allowedByRule.get(rule);
+  if (decision === undefined) {
+    const origin: RuleOrigin = { list: rule.list, index: rule.index, file: rule.file, line: rule.line };
+    decision = Object.freeze({
+      allowed: true,
+      rule: Object.freeze(origin),
+      reason: `allowed by ${rule.list}[${rule.index}] in ${rule.file}:${rule.line}`,
+    });
+    allowedByRule.set(rule, decision);
+  }
+  return decision;
 }
 
 function denied(reason: string): Decision {
