@@ -201,29 +201,29 @@ export class Broker implements BrokerApi {
   async setNumVfs(caller: Caller, pf: PciAddress, count: number): Promise<void> {
     const managed = this.#managed(pf);
     const asGuest = this.#isAdmin(caller) ? {} : await this.#requireOwner(caller, pf, count);
-    if (managed.state === 'rotating') {
-      throw new VfbError('BUSY', `PF ${pf} is rotating its token; its VF count cannot change meanwhile`, {
-        hint: `retry when \`vfbroker token status\` shows ${pf} up`,
-      });
-    }
-    const leased = this.#d.leases.ofPf(pf);
-    if (leased.length > 0 && count !== managed.vfs.length) {
-      const guests = [...new Set(leased.map((l) => l.guestName))].join(', ');
-      throw new VfbError(
-        'BUSY',
-        `PF ${pf} has VFs in use by ${guests}; changing its VF count would remove them`,
-        {
-          hint: 'stop those guests first',
-        },
-      );
-    }
-    // Plan first: a count the device or its driver cannot take is refused before anything changes.
-    await pfUp(this.#d.context, managed.plugin, pluginPfConfig(managed.entry, count), null, {
-      dryRun: true,
-      check: this.#d.planCheck(managed),
-    });
-    const previous = managed.wantedVfs;
+    // The checks run inside the change: no guest can lease a VF between them and the change.
     await this.#d.pfs.change(pf, async () => {
+      if (managed.state === 'rotating') {
+        throw new VfbError('BUSY', `PF ${pf} is rotating its token; its VF count cannot change meanwhile`, {
+          hint: `retry when \`vfbroker token status\` shows ${pf} up`,
+        });
+      }
+      const leased = this.#d.leases.ofPf(pf);
+      if (leased.length > 0 && count !== managed.vfs.length) {
+        throw new VfbError(
+          'BUSY',
+          `PF ${pf} has VFs in use by ${guestNames(leased)}; changing its VF count would remove them`,
+          {
+            hint: 'stop those guests first',
+          },
+        );
+      }
+      // Plan first: a count the device or its driver cannot take is refused before anything changes.
+      await pfUp(this.#d.context, managed.plugin, pluginPfConfig(managed.entry, count), null, {
+        dryRun: true,
+        check: this.#d.planCheck(managed),
+      });
+      const previous = managed.wantedVfs;
       managed.wantedVfs = count;
       await this.#d.bringUp(managed);
       if (managed.state !== 'up') managed.wantedVfs = previous;
@@ -296,19 +296,21 @@ export class Broker implements BrokerApi {
       check: this.#d.planCheck(managed),
     });
     if (dryRun) return renderPlan(plan);
-    if (managed.state === 'rotating') throw rotatingError(pf);
-    const leased = this.#d.leases.ofPf(pf);
-    if (plan.drain.required && leased.length > 0) {
-      throw new VfbError(
-        'BUSY',
-        `PF ${pf}: ${plan.drain.reason ?? 'bringing it up removes its VFs'}, and guests hold them (${guestNames(leased)})`,
-        {
-          hint: 'stop those guests first',
-        },
-      );
-    }
-    this.#audit.info({ event: 'pf-up', ...who(caller), pf }, 'PF up requested');
-    await this.#d.pfs.change(pf, () => this.#d.bringUp(managed));
+    await this.#d.pfs.change(pf, async () => {
+      if (managed.state === 'rotating') throw rotatingError(pf);
+      const leased = this.#d.leases.ofPf(pf);
+      if (plan.drain.required && leased.length > 0) {
+        throw new VfbError(
+          'BUSY',
+          `PF ${pf}: ${plan.drain.reason ?? 'bringing it up removes its VFs'}, and guests hold them (${guestNames(leased)})`,
+          {
+            hint: 'stop those guests first',
+          },
+        );
+      }
+      this.#audit.info({ event: 'pf-up', ...who(caller), pf }, 'PF up requested');
+      await this.#d.bringUp(managed);
+    });
     if (managed.state !== 'up') {
       throw new VfbError(
         'COMMAND_FAILED',
@@ -324,15 +326,15 @@ export class Broker implements BrokerApi {
   async pfDown(caller: Caller, pf: PciAddress, release: boolean): Promise<void> {
     this.#requireAdmin(caller, 'PfDown');
     const managed = this.#managed(pf);
-    if (managed.state === 'rotating') throw rotatingError(pf);
-    const leased = this.#d.leases.ofPf(pf);
-    if (leased.length > 0) {
-      throw new VfbError('BUSY', `PF ${pf} has VFs in use by ${guestNames(leased)}`, {
-        hint: 'stop those guests first',
-      });
-    }
-    this.#audit.info({ event: 'pf-down', ...who(caller), pf, release }, 'PF down requested');
     await this.#d.pfs.change(pf, async () => {
+      if (managed.state === 'rotating') throw rotatingError(pf);
+      const leased = this.#d.leases.ofPf(pf);
+      if (leased.length > 0) {
+        throw new VfbError('BUSY', `PF ${pf} has VFs in use by ${guestNames(leased)}`, {
+          hint: 'stop those guests first',
+        });
+      }
+      this.#audit.info({ event: 'pf-down', ...who(caller), pf, release }, 'PF down requested');
       let refused = false;
       try {
         await pfDown(this.#d.context, managed.plugin, pluginPfConfig(managed.entry, managed.wantedVfs), {
@@ -408,9 +410,11 @@ export class Broker implements BrokerApi {
         needsToken,
         policy,
         pfProblem:
-          managed.state === 'up' || managed.state === 'rotating'
-            ? null
-            : (managed.lastError ?? `the PF is ${managed.state}`),
+          this.#d.pfs.changes(location.pf).running > 0
+            ? 'a change of its VFs is under way: a new VF count, pf up, pf down or a repair'
+            : managed.state === 'up' || managed.state === 'rotating'
+              ? null
+              : (managed.lastError ?? `the PF is ${managed.state}`),
         rotating: managed.state === 'rotating',
         heldBy:
           lease && lease.guestUuid !== guest.uuid ? { uuid: lease.guestUuid, name: lease.guestName } : null,

@@ -5,6 +5,7 @@
  * it on every call — and is refreshed from sysfs whenever the broker changes a PF's VFs.
  */
 import type { PfState } from './api.js';
+import { VfbError } from '../errors.js';
 import type { PfConfig as PfEntry } from '../config/broker-config.js';
 import type { PciAddress } from '../pci/address.js';
 import type { PfConfig, Plugin } from '../plugins/contract.js';
@@ -28,7 +29,7 @@ export interface VfLocation {
   readonly index: number;
 }
 
-/** A PF's life-cycle changes: how many run now, and how many ever started. */
+/** A PF's life-cycle changes: how many run now (0 or 1), and how many ever started. */
 export interface PfChanges {
   readonly running: number;
   readonly started: number;
@@ -55,13 +56,23 @@ export class ManagedPfs {
   locate = (vf: PciAddress): VfLocation | null => this.#byVf.get(vf) ?? null;
 
   /**
-   * Runs a change of the PF's life cycle (a new VF count, up, down). Meanwhile sysfs shows the PF
-   * half changed — its VFs gone, its driver stopped — on purpose; the health check asks `changes`
-   * and leaves such a PF alone rather than take it for a failure.
+   * Runs a change of the PF's life cycle (a new VF count, up, down, a repair), one at a time per
+   * PF: a second is refused BUSY, as two would interleave their sysfs writes. Meanwhile sysfs shows
+   * the PF half changed — its VFs gone, its driver stopped — on purpose; the health check asks
+   * `changes` and leaves such a PF alone rather than take it for a failure, and PrepareGuest
+   * refuses its VFs. `work` checks what the change depends on (leases, rotation) itself, so that
+   * nothing can slip in between its checks and the change.
    */
   async change<T>(pf: PciAddress, work: () => Promise<T>): Promise<T> {
     let changes = this.#changes.get(pf);
     if (changes === undefined) this.#changes.set(pf, (changes = { running: 0, started: 0 }));
+    if (changes.running > 0) {
+      throw new VfbError(
+        'BUSY',
+        `PF ${pf} is already being changed (a new VF count, pf up, pf down or a repair); retry when that is done`,
+        { hint: `see \`vfbroker pf status ${pf}\`` },
+      );
+    }
     changes.running++;
     changes.started++;
     try {

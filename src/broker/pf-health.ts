@@ -9,7 +9,7 @@
 import { bringUpOne, type BringUpDeps } from './bring-up.js';
 import type { LeaseTable } from './leases.js';
 import { pluginPfConfig, type ManagedPf, type ManagedPfs } from './managed-pfs.js';
-import { toVfbError } from '../errors.js';
+import { isVfbError, toVfbError } from '../errors.js';
 import { pfStatus, pfUp } from '../plugins/lifecycle/pf.js';
 
 export interface PfHealthDeps extends BringUpDeps {
@@ -79,19 +79,26 @@ export class PfHealth {
     }
   }
 
+  /** A repair is a change of the PF like any other: one at a time, and guests wait for it. */
   async #repair(managed: ManagedPf): Promise<void> {
     const pf = managed.entry.address;
-    if (this.#d.leases.ofPf(pf).length > 0) {
-      const config = pluginPfConfig(managed.entry, managed.wantedVfs);
-      const { plan } = await pfUp(this.#d.context, managed.plugin, config, null, { dryRun: true }).catch(
-        () => ({ plan: null }),
-      );
-      // Bringing it up would take VFs from the guests holding them: an operator decides (`vfbroker pf up`).
-      if (plan === null || plan.drain.required) return;
-    }
-    this.#d.logger.info({ pf, lastError: managed.lastError }, 'bringing a degraded PF up again');
-    await bringUpOne(this.#d.pfs, managed, this.#d).catch((err: unknown) => {
-      this.#d.logger.error({ err: toVfbError(err), pf }, 'PF repair failed');
-    });
+    await this.#d.pfs
+      .change(pf, async () => {
+        if (this.#d.leases.ofPf(pf).length > 0) {
+          const config = pluginPfConfig(managed.entry, managed.wantedVfs);
+          const { plan } = await pfUp(this.#d.context, managed.plugin, config, null, {
+            dryRun: true,
+          }).catch(() => ({ plan: null }));
+          // Bringing it up would take VFs from the guests holding them: an operator decides (`vfbroker pf up`).
+          if (plan === null || plan.drain.required) return;
+        }
+        this.#d.logger.info({ pf, lastError: managed.lastError }, 'bringing a degraded PF up again');
+        await bringUpOne(this.#d.pfs, managed, this.#d);
+      })
+      .catch((err: unknown) => {
+        // BUSY: a change began since this round looked; that change records the outcome.
+        if (isVfbError(err, 'BUSY')) return;
+        this.#d.logger.error({ err: toVfbError(err), pf }, 'PF repair failed');
+      });
   }
 }
