@@ -203,7 +203,7 @@ export class Broker implements BrokerApi {
     const asGuest = this.#isAdmin(caller) ? {} : await this.#requireOwner(caller, pf, count);
     // The checks run inside the change: no guest can lease a VF between them and the change.
     await this.#d.pfs.change(pf, async () => {
-      if (managed.state === 'rotating') {
+      if (this.#rotating(managed)) {
         throw new VfbError('BUSY', `PF ${pf} is rotating its token; its VF count cannot change meanwhile`, {
           hint: `retry when \`vfbroker token status\` shows ${pf} up`,
         });
@@ -297,7 +297,7 @@ export class Broker implements BrokerApi {
     });
     if (dryRun) return renderPlan(plan);
     await this.#d.pfs.change(pf, async () => {
-      if (managed.state === 'rotating') throw rotatingError(pf);
+      if (this.#rotating(managed)) throw rotatingError(pf);
       const leased = this.#d.leases.ofPf(pf);
       if (plan.drain.required && leased.length > 0) {
         throw new VfbError(
@@ -327,7 +327,7 @@ export class Broker implements BrokerApi {
     this.#requireAdmin(caller, 'PfDown');
     const managed = this.#managed(pf);
     await this.#d.pfs.change(pf, async () => {
-      if (managed.state === 'rotating') throw rotatingError(pf);
+      if (this.#rotating(managed)) throw rotatingError(pf);
       const leased = this.#d.leases.ofPf(pf);
       if (leased.length > 0) {
         throw new VfbError('BUSY', `PF ${pf} has VFs in use by ${guestNames(leased)}`, {
@@ -469,6 +469,11 @@ export class Broker implements BrokerApi {
         hint: 'list the PFs with `vfbroker pf status`',
       });
     return managed;
+  }
+
+  /** Holding the PF (drain, apply), or anywhere in a rotation the journal shows under way. */
+  #rotating(managed: ManagedPf): boolean {
+    return managed.state === 'rotating' || this.#d.rotator.underWay(managed.entry.address);
   }
 
   #tokensOf(pf: PciAddress): Promise<PfTokens> {

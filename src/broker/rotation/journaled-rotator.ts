@@ -103,6 +103,14 @@ export class JournaledRotator implements Rotator {
     }
     const busy = this.#busy(pf);
     if (busy) throw busy;
+    // A change of the PF's life cycle would apply a token of its own (bring-up): one or the other.
+    if (this.#d.pfs.changes(pf).running > 0) {
+      throw new VfbError(
+        'BUSY',
+        `PF ${pf} is being changed (a new VF count, pf up, pf down or a repair); rotate it when that is done`,
+        { hint: `see \`vfbroker pf status ${pf}\`` },
+      );
+    }
     return new Promise<RotationState>((resolve, reject) => {
       // A drain rotation answers `draining` as soon as it waits, and finishes in the background.
       this.#exclusive(pf, async (run) => {
@@ -111,6 +119,10 @@ export class JournaledRotator implements Rotator {
         return this.#rotate(managed, run, () => resolve('draining'));
       }).then(resolve, reject);
     });
+  }
+
+  underWay(pf: PciAddress): boolean {
+    return this.#runs.has(pf) || this.#journal.get(pf) !== undefined;
   }
 
   leasesChanged(): void {

@@ -36,6 +36,11 @@ export interface Rotator {
   /** Resumes or rolls back every rotation the journal shows unfinished (broker start). */
   recover(): Promise<void>;
   status(pf: PciAddress): PfRotationStatus;
+  /**
+   * A rotation of the PF is running, or unfinished in the journal: its life cycle must not change
+   * meanwhile. True from the moment rotate() accepts it, before its first journal step.
+   */
+  underWay(pf: PciAddress): boolean;
   /** Stops schedules and pending drains (broker shutdown); journaled state stays for recover(). */
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@
  * just written 0), a second change of that PF is refused BUSY instead of interleaving its sysfs
  * writes, and a guest asking for one of its VFs is refused pf-not-ready and leases nothing — the
  * VF is about to be destroyed. Another PF is not held up, and once the change is over both work.
+ * A rotation of the PF and a change of it exclude each other the same way.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -99,5 +100,29 @@ describe('a PF changed by two callers at once', () => {
     await world.broker.releaseGuest(ROOT, GUEST.uuid, 'shutdown');
     await world.broker.setNumVfs(ROOT, PF, 4);
     assert.equal(world.pfs.get(PF)?.vfs.length, 4);
+  });
+
+  it('lets a rotation and a change of one PF exclude each other', async () => {
+    // The rotation first: a change asked in the same turn, before the rotation has written its
+    // journal or held the PF, is refused all the same.
+    const rotation = world.broker.rotate(ROOT, PF);
+    const change = await refusal(world.broker.setNumVfs(ROOT, PF, 3));
+    assert.equal(await rotation, 'done');
+    // The change first: a rotation asked mid-change is refused.
+    let rotate: VfbError | null = null;
+    midChange = async () => {
+      rotate = await refusal(world.broker.rotate(ROOT, PF));
+    };
+    await world.broker.setNumVfs(ROOT, PF, 3);
+    assert.deepEqual(
+      [change.code, change.message, (rotate as VfbError | null)?.code, (rotate as VfbError | null)?.message],
+      [
+        'BUSY',
+        `PF ${PF} is rotating its token; its VF count cannot change meanwhile`,
+        'BUSY',
+        `PF ${PF} is being changed (a new VF count, pf up, pf down or a repair); rotate it when that is done`,
+      ],
+    );
+    assert.equal(world.pfs.get(PF)?.vfs.length, 3);
   });
 });
