@@ -409,12 +409,11 @@ export class Broker implements BrokerApi {
         index: location.index,
         needsToken,
         policy,
-        pfProblem:
-          this.#d.pfs.changes(location.pf).running > 0
-            ? 'a change of its VFs is under way: a new VF count, pf up, pf down or a repair'
-            : managed.state === 'up' || managed.state === 'rotating'
-              ? null
-              : (managed.lastError ?? `the PF is ${managed.state}`),
+        pfProblem: this.#d.pfs.changing(location.pf)
+          ? 'a change of its VFs is under way: a new VF count, pf up, pf down or a repair'
+          : managed.state === 'up' || managed.state === 'rotating'
+            ? null
+            : (managed.lastError ?? `the PF is ${managed.state}`),
         rotating: managed.state === 'rotating',
         heldBy:
           lease && lease.guestUuid !== guest.uuid ? { uuid: lease.guestUuid, name: lease.guestName } : null,

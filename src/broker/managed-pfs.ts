@@ -29,16 +29,10 @@ export interface VfLocation {
   readonly index: number;
 }
 
-/** A PF's life-cycle changes: how many run now (0 or 1), and how many ever started. */
-export interface PfChanges {
-  readonly running: number;
-  readonly started: number;
-}
-
 export class ManagedPfs {
   readonly #byPf = new Map<PciAddress, ManagedPf>();
   readonly #byVf = new Map<PciAddress, VfLocation>();
-  readonly #changes = new Map<PciAddress, { running: number; started: number }>();
+  readonly #changes = new Map<PciAddress, { running: boolean; started: number }>();
 
   add(pf: ManagedPf): void {
     this.#byPf.set(pf.entry.address, pf);
@@ -59,33 +53,38 @@ export class ManagedPfs {
    * Runs a change of the PF's life cycle (a new VF count, up, down, a repair), one at a time per
    * PF: a second is refused BUSY, as two would interleave their sysfs writes. Meanwhile sysfs shows
    * the PF half changed — its VFs gone, its driver stopped — on purpose; the health check asks
-   * `changes` and leaves such a PF alone rather than take it for a failure, and PrepareGuest
+   * `changing` and leaves such a PF alone rather than take it for a failure, and PrepareGuest
    * refuses its VFs. `work` checks what the change depends on (leases, rotation) itself, so that
    * nothing can slip in between its checks and the change.
    */
   async change<T>(pf: PciAddress, work: () => Promise<T>): Promise<T> {
     let changes = this.#changes.get(pf);
-    if (changes === undefined) this.#changes.set(pf, (changes = { running: 0, started: 0 }));
-    if (changes.running > 0) {
+    if (changes === undefined) this.#changes.set(pf, (changes = { running: false, started: 0 }));
+    if (changes.running) {
       throw new VfbError(
         'BUSY',
         `PF ${pf} is already being changed (a new VF count, pf up, pf down or a repair); retry when that is done`,
         { hint: `see \`vfbroker pf status ${pf}\`` },
       );
     }
-    changes.running++;
+    changes.running = true;
     changes.started++;
     try {
       return await work();
     } finally {
-      changes.running--;
+      changes.running = false;
     }
   }
 
-  /** Compare `started` before and after a look at the PF: a change that came and went shows. */
-  changes(pf: PciAddress): PfChanges {
-    const changes = this.#changes.get(pf);
-    return { running: changes?.running ?? 0, started: changes?.started ?? 0 };
+  /** A change of the PF is running (PrepareGuest asks this for every device). */
+  changing(pf: PciAddress): boolean {
+    return this.#changes.get(pf)?.running ?? false;
+  }
+
+  /** How many changes of the PF ever started: compared before and after a look at the PF, a change
+   * that came and went shows. */
+  changesStarted(pf: PciAddress): number {
+    return this.#changes.get(pf)?.started ?? 0;
   }
 
   /** Re-reads a PF's `virtfnN` links after its VFs changed. */

@@ -48,7 +48,7 @@ export class PfHealth {
     for (const managed of this.#d.pfs.all()) {
       // A PF the broker is changing (SetNumVfs, pf up or down) is half changed on purpose; its
       // change records the outcome.
-      if (this.#d.pfs.changes(managed.entry.address).running > 0) continue;
+      if (this.#d.pfs.changing(managed.entry.address)) continue;
       if (managed.state === 'up') await this.#watch(managed);
       else if (managed.state === 'degraded') await this.#repair(managed);
     }
@@ -56,7 +56,7 @@ export class PfHealth {
 
   async #watch(managed: ManagedPf): Promise<void> {
     const pf = managed.entry.address;
-    const changes = this.#d.pfs.changes(pf).started;
+    const changes = this.#d.pfs.changesStarted(pf);
     try {
       const status = await pfStatus(
         this.#d.context,
@@ -66,7 +66,7 @@ export class PfHealth {
       const undone = status.steps.find((s) => !s.done);
       // Only a PF still `up` and left alone is marked: a rotation or a change of its life cycle may
       // have started (and even ended) while its status was read.
-      if (undone && managed.state === 'up' && this.#d.pfs.changes(pf).started === changes) {
+      if (undone && managed.state === 'up' && this.#d.pfs.changesStarted(pf) === changes) {
         managed.state = 'degraded';
         managed.lastError = `${undone.step}: ${undone.detail}`;
         this.#d.logger.error(

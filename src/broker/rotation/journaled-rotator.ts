@@ -104,7 +104,7 @@ export class JournaledRotator implements Rotator {
     const busy = this.#busy(pf);
     if (busy) throw busy;
     // A change of the PF's life cycle would apply a token of its own (bring-up): one or the other.
-    if (this.#d.pfs.changes(pf).running > 0) {
+    if (this.#d.pfs.changing(pf)) {
       throw new VfbError(
         'BUSY',
         `PF ${pf} is being changed (a new VF count, pf up, pf down or a repair); rotate it when that is done`,
