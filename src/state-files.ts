@@ -4,7 +4,7 @@
  * never a torn file, and created owner-only because several of them sit next to secrets.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { VfbError } from './errors.js';
 
@@ -51,12 +51,33 @@ export async function removeStaleTemporaries(path: string): Promise<void> {
   );
 }
 
-/** Parsed JSON of a file, or null when it does not exist. */
-export async function readJsonFile(path: string): Promise<unknown> {
+/** Far above any state file vfbroker writes (a lease snapshot of 100,000 leases is about 20 MB). */
+export const MAX_STATE_FILE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Parsed JSON of a file, or null when it does not exist. A file over `maxBytes` is refused without
+ * being read: whatever wrote it, reading it could take the broker's memory at start.
+ */
+export async function readJsonFile(path: string, maxBytes = MAX_STATE_FILE_BYTES): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const fh = await open(path, 'r');
+    try {
+      if ((await fh.stat()).size > maxBytes) {
+        throw new VfbError(
+          'STORE_CORRUPT',
+          `${path} is larger than ${maxBytes} bytes, more than vfbroker writes`,
+          {
+            hint: 'move the file aside; vfbroker recreates it',
+          },
+        );
+      }
+      text = await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
+    if (err instanceof VfbError) throw err;
     if (errnoOf(err) === 'ENOENT') return null;
     throw fileError('read', path, err);
   }
