@@ -11,7 +11,7 @@ import type { Caller, DeviceVerdict } from '../../../src/broker/api.js';
 import { VfbError } from '../../../src/errors.js';
 import { BrokerWorld, pfAddress, vfAddress } from '../../support/broker-world.js';
 import { captureLogs } from '../../support/log-capture.js';
-import { countingWrites } from '../../unit/plugins/support/world.js';
+import { VfRemovalPause } from '../../unit/plugins/support/world.js';
 
 const ROOT: Caller = { uid: 0, pid: 1, gids: [], unit: null, busName: ':1.0' };
 const PF = pfAddress(0);
@@ -31,26 +31,15 @@ async function refusal(promise: Promise<unknown>): Promise<VfbError> {
 describe('a PF changed by two callers at once', () => {
   const logs = captureLogs('info');
   let world: BrokerWorld;
-  /** Runs once, right after the next `sriov_numvfs` 0 is written: mid-change. */
-  let midChange: (() => Promise<void>) | null = null;
+  /** Runs a hook once, right after the PF's next `sriov_numvfs` 0 is written: mid-change. */
+  const midChange = new VfRemovalPause(PF);
   before(async () => {
     world = await BrokerWorld.start({
       pfCount: 2,
       vfs: 4,
       guests: [{ ...GUEST, grants: [{ pf: 0, first: 0, last: 3 }] }],
       logger: logs.logger,
-      sysfs: (sim) => ({
-        // Every other call goes to the simulator as it is.
-        ...countingWrites(sim).sysfs,
-        writeAttribute: async (addr, name, value) => {
-          await sim.writeAttribute(addr, name, value);
-          const hook = midChange;
-          if (addr === PF && name === 'sriov_numvfs' && value === '0' && hook) {
-            midChange = null;
-            await hook();
-          }
-        },
-      }),
+      sysfs: (sim) => midChange.wrap(sim),
     });
   });
   after(() => world.dispose());
@@ -64,7 +53,7 @@ describe('a PF changed by two callers at once', () => {
 
   it('refuses a second change and the PF’s VFs while SetNumVfs runs; other PFs carry on', async () => {
     let seen: Record<string, unknown> | null = null;
-    midChange = async () => {
+    midChange.arm(async () => {
       const [again, down, up] = await Promise.all([
         refusal(world.broker.setNumVfs(ROOT, PF, 3)),
         refusal(world.broker.pfDown(ROOT, PF, false)),
@@ -80,7 +69,7 @@ describe('a PF changed by two callers at once', () => {
         leases: world.leases.ofPf(PF).length,
         otherVfs: world.pfs.get(OTHER_PF)?.vfs.length,
       };
-    };
+    });
     await world.broker.setNumVfs(ROOT, PF, 2);
     assert.deepEqual(seen, {
       codes: ['BUSY', 'BUSY', 'BUSY'],
@@ -110,9 +99,9 @@ describe('a PF changed by two callers at once', () => {
     assert.equal(await rotation, 'done');
     // The change first: a rotation asked mid-change is refused.
     let rotate: VfbError | null = null;
-    midChange = async () => {
+    midChange.arm(async () => {
       rotate = await refusal(world.broker.rotate(ROOT, PF));
-    };
+    });
     await world.broker.setNumVfs(ROOT, PF, 3);
     assert.deepEqual(
       [change.code, change.message, (rotate as VfbError | null)?.code, (rotate as VfbError | null)?.message],

@@ -11,7 +11,7 @@ import { PfHealth } from '../../../src/broker/pf-health.js';
 import type { PfState } from '../../../src/broker/api.js';
 import { BrokerWorld, pfAddress } from '../../support/broker-world.js';
 import { captureLogs } from '../../support/log-capture.js';
-import { countingWrites } from '../../unit/plugins/support/world.js';
+import { VfRemovalPause } from '../../unit/plugins/support/world.js';
 
 const ROOT: Caller = { uid: 0, pid: 1, gids: [], unit: null, busName: ':1.0' };
 const PF = pfAddress(0);
@@ -20,28 +20,15 @@ describe('the PF health check while the broker changes a PF', () => {
   const logs = captureLogs('info');
   let world: BrokerWorld;
   let health: PfHealth;
-  /** Set to run one health round right after the next `sriov_numvfs` 0 is written, mid-change. */
-  let midChange: (() => Promise<void>) | null = null;
+  /** Arms one health round right after the next `sriov_numvfs` 0 is written, mid-change. */
+  const midChange = new VfRemovalPause();
   before(async () => {
     world = await BrokerWorld.start({
       pfCount: 1,
       vfs: 4,
       guests: [],
       logger: logs.logger,
-      sysfs: (sim) => {
-        const { sysfs } = countingWrites(sim);
-        return {
-          ...sysfs,
-          writeAttribute: async (addr, name, value) => {
-            await sim.writeAttribute(addr, name, value);
-            const hook = midChange;
-            if (name === 'sriov_numvfs' && value === '0' && hook) {
-              midChange = null;
-              await hook();
-            }
-          },
-        };
-      },
+      sysfs: (sim) => midChange.wrap(sim),
     });
     health = new PfHealth({ ...world.bringUpDeps, pfs: world.pfs, leases: world.leases, intervalMs: 60_000 });
   });
@@ -55,10 +42,10 @@ describe('the PF health check while the broker changes a PF', () => {
 
   it('leaves the PF alone while SetNumVfs changes its VF count', async () => {
     let seen: { state: PfState | undefined; sriovNumvfs: string } | null = null;
-    midChange = async () => {
+    midChange.arm(async () => {
       await health.check();
       seen = { state: state(), sriovNumvfs: await world.sim.readAttribute(PF, 'sriov_numvfs') };
-    };
+    });
     await world.broker.setNumVfs(ROOT, PF, 2);
     assert.deepEqual(seen, { state: 'up', sriovNumvfs: '0' }, 'the check ran mid-change and left the PF up');
     assert.deepEqual(degradedLines(), []);
@@ -69,10 +56,10 @@ describe('the PF health check while the broker changes a PF', () => {
   it('leaves the PF alone while pf down runs, and a PF that is down afterwards too', async () => {
     // The simulated PF driver is stopped first; the VFs then go: the health round sees the PF half down.
     let seen: PfState | undefined;
-    midChange = async () => {
+    midChange.arm(async () => {
       await health.check();
       seen = state();
-    };
+    });
     await world.broker.pfDown(ROOT, PF, false);
     assert.equal(seen, 'up');
     assert.equal(state(), 'down');

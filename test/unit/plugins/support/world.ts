@@ -114,6 +114,34 @@ export function countingWrites(inner: Sysfs): { sysfs: Sysfs; writes: () => numb
   return { sysfs, writes: () => writes };
 }
 
+/**
+ * Wraps a Sysfs so that a test can act mid-change: the hook given to arm() runs once, right after
+ * the next write of 0 to `sriov_numvfs` (of `pf` only, when given) — the PF's VFs just removed.
+ */
+export class VfRemovalPause {
+  #hook: (() => Promise<void>) | null = null;
+
+  constructor(private readonly pf: PciAddress | null = null) {}
+
+  arm(hook: () => Promise<void>): void {
+    this.#hook = hook;
+  }
+
+  wrap(inner: Sysfs): Sysfs {
+    return {
+      ...countingWrites(inner).sysfs,
+      writeAttribute: async (addr, name, value) => {
+        await inner.writeAttribute(addr, name, value);
+        const hook = this.#hook;
+        if (hook && name === 'sriov_numvfs' && value === '0' && (this.pf === null || addr === this.pf)) {
+          this.#hook = null;
+          await hook();
+        }
+      },
+    };
+  }
+}
+
 /** A Sysfs on which the last VF never shows up (pci_iov_add_virtfn failing for it). */
 export function losingLastVf(inner: Sysfs): Sysfs {
   return { ...countingWrites(inner).sysfs, virtfns: async (a) => (await inner.virtfns(a)).slice(0, -1) };
