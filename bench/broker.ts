@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { startBrokerChild, type BrokerChild } from './support/broker-process.js';
+import { PEER_PING } from './support/dbus-floor.js';
 import { catchInterrupt, runBench, throwIfInterrupted, type Interrupt } from './support/interrupt.js';
 import { cpuSeconds } from './support/proc.js';
 import { header, machineLoad, mb, ms, percentile, table, verdict } from './support/report.js';
@@ -39,7 +40,6 @@ import { startPrivateBus, type PrivateBus } from '../src/demo/private-bus.js';
 import { BrokerClient } from '../src/dbus/client.js';
 import { WireBrokerClient } from '../src/dbus/wire/client.js';
 import { WireConnection } from '../src/dbus/wire/connection.js';
-import { BUS_NAME, OBJECT_PATH } from '../src/dbus/protocol.js';
 import { Message } from 'dbus-next';
 import { VfbError } from '../src/errors.js';
 import { pfAddress, vfAddress } from '../test/support/broker-world.js';
@@ -84,14 +84,6 @@ type ClientKind = 'wire' | 'dbus-next';
 const CALL_TIMEOUT_MS = 25_000;
 /** A guest no policy rule names and that holds nothing. */
 const NO_GUEST = 'ffffffff-ffff-4fff-bfff-ffffffffffff';
-const PING = {
-  destination: BUS_NAME,
-  path: OBJECT_PATH,
-  interface: 'org.freedesktop.DBus.Peer',
-  member: 'Ping',
-  signature: '',
-  body: [],
-};
 
 async function benchClient(kind: ClientKind, address: string): Promise<BenchClient> {
   if (kind === 'dbus-next') {
@@ -99,8 +91,11 @@ async function benchClient(kind: ClientKind, address: string): Promise<BenchClie
     return {
       prepareGuest: (...args) => client.prepareGuest(...args),
       releaseGuest: (...args) => client.releaseGuest(...args),
+      // dbus-next takes a mutable body; Ping's is empty.
       ping: async () =>
-        void (await client.connection.call(new Message(PING), { timeoutMs: CALL_TIMEOUT_MS })),
+        void (await client.connection.call(new Message({ ...PEER_PING, body: [] }), {
+          timeoutMs: CALL_TIMEOUT_MS,
+        })),
       close: () => client.close(),
     };
   }
@@ -114,11 +109,11 @@ async function benchClient(kind: ClientKind, address: string): Promise<BenchClie
   // incomplete, and refuses new ones beyond max_incomplete_connections (64 on the system bus): one
   // call each now. Releasing a guest that holds nothing, as libvirt does after a failed prepare,
   // changes nothing.
-  await Promise.all([peer.call(PING, CALL_TIMEOUT_MS), client.releaseGuest(NO_GUEST, 'shutdown')]);
+  await Promise.all([peer.call(PEER_PING, CALL_TIMEOUT_MS), client.releaseGuest(NO_GUEST, 'shutdown')]);
   return {
     prepareGuest: (...args) => client.prepareGuest(...args),
     releaseGuest: (...args) => client.releaseGuest(...args),
-    ping: async () => void (await peer.call(PING, CALL_TIMEOUT_MS)),
+    ping: async () => void (await peer.call(PEER_PING, CALL_TIMEOUT_MS)),
     close: () => {
       client.close();
       peer.close();

@@ -9,38 +9,25 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUS_NAME, OBJECT_PATH } from '../../src/dbus/protocol.js';
-import { encodeMethodCall } from '../../src/dbus/wire/message.js';
+import { FIRST_CALL_SERIAL, handshake } from '../../src/dbus/wire/connection.js';
+import { encodeMethodCall, type MethodCall } from '../../src/dbus/wire/message.js';
+
+/** org.freedesktop.DBus.Peer.Ping to the broker: its D-Bus adapter answers it with no broker work. */
+export const PEER_PING: MethodCall = {
+  destination: BUS_NAME,
+  path: OBJECT_PATH,
+  interface: 'org.freedesktop.DBus.Peer',
+  member: 'Ping',
+  signature: '',
+  body: [],
+};
 
 /** Writes the program into `dir` and returns its path; run it with node, nothing else. */
 export function writeDbusFloorProgram(dir: string, socketPath: string): string {
-  const hello = encodeMethodCall(
-    {
-      destination: 'org.freedesktop.DBus',
-      path: '/org/freedesktop/DBus',
-      interface: 'org.freedesktop.DBus',
-      member: 'Hello',
-      signature: '',
-      body: [],
-    },
-    1,
+  // The same bytes the hook's wire client writes, Ping in place of PrepareGuest.
+  const request = Buffer.concat([handshake(), encodeMethodCall(PEER_PING, FIRST_CALL_SERIAL)]).toString(
+    'hex',
   );
-  const ping = encodeMethodCall(
-    {
-      destination: BUS_NAME,
-      path: OBJECT_PATH,
-      interface: 'org.freedesktop.DBus.Peer',
-      member: 'Ping',
-      signature: '',
-      body: [],
-    },
-    2,
-  );
-  const uid = Buffer.from(String(process.getuid?.() ?? 0)).toString('hex');
-  const request = Buffer.concat([
-    Buffer.from(`\0AUTH EXTERNAL ${uid}\r\nBEGIN\r\n`, 'latin1'),
-    hello,
-    ping,
-  ]).toString('hex');
   const file = join(dir, 'dbus-floor.cjs');
   writeFileSync(
     file,

@@ -52,6 +52,22 @@ const HELLO: MethodCall = {
   body: [],
 };
 
+/** The serial of the first call after the handshake. */
+export const FIRST_CALL_SERIAL = HELLO_SERIAL + 1;
+
+/**
+ * What goes before the first call, in the same write: the NUL byte, `AUTH EXTERNAL`, `BEGIN` and
+ * the bus's Hello (see the top of this file).
+ */
+export function handshake(): Buffer {
+  // The server checks the uid against the socket's credentials; ours is what it will find.
+  const uid = Buffer.from(String(process.getuid?.() ?? 0)).toString('hex');
+  return Buffer.concat([
+    Buffer.from(`\0AUTH EXTERNAL ${uid}\r\nBEGIN\r\n`, 'latin1'),
+    encodeMethodCall(HELLO, HELLO_SERIAL),
+  ]);
+}
+
 interface Pending {
   readonly call: MethodCall;
   readonly resolve: (reply: WireMessage) => void;
@@ -65,7 +81,7 @@ export class WireConnection {
   private phase: Phase = 'unsent';
   private closed = false;
   private inbox: Buffer = Buffer.alloc(0);
-  private nextSerial = HELLO_SERIAL + 1;
+  private nextSerial = FIRST_CALL_SERIAL;
   private lastSocketError: unknown;
   private readonly pending = new Map<number, Pending>();
 
@@ -146,15 +162,7 @@ export class WireConnection {
       reject: (err) => this.fail(() => err),
       timer,
     });
-    // The server checks the uid against the socket's credentials; ours is what it will find.
-    const uid = Buffer.from(String(process.getuid?.() ?? 0)).toString('hex');
-    this.socket.write(
-      Buffer.concat([
-        Buffer.from(`\0AUTH EXTERNAL ${uid}\r\nBEGIN\r\n`, 'latin1'),
-        encodeMethodCall(HELLO, HELLO_SERIAL),
-        first,
-      ]),
-    );
+    this.socket.write(Buffer.concat([handshake(), first]));
   }
 
   private receive(chunk: Buffer): void {
