@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { readCapped } from './capped-read.js';
 import { VfbError } from './errors.js';
 
 /**
@@ -56,14 +57,17 @@ export const MAX_STATE_FILE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Parsed JSON of a file, or null when it does not exist. A file over `maxBytes` is refused without
- * being read: whatever wrote it, reading it could take the broker's memory at start.
+ * being read (or, grown since fstat, one byte past the cap): whatever wrote it, reading it whole
+ * could take the broker's memory at start.
  */
 export async function readJsonFile(path: string, maxBytes = MAX_STATE_FILE_BYTES): Promise<unknown> {
   let text: string;
   try {
     const fh = await open(path, 'r');
     try {
-      if ((await fh.stat()).size > maxBytes) {
+      const { size } = await fh.stat();
+      const bytes = size > maxBytes ? null : await readCapped(fh, size, maxBytes);
+      if (bytes === null || bytes.length > maxBytes) {
         throw new VfbError(
           'STORE_CORRUPT',
           `${path} is larger than ${maxBytes} bytes, more than vfbroker writes`,
@@ -72,7 +76,7 @@ export async function readJsonFile(path: string, maxBytes = MAX_STATE_FILE_BYTES
           },
         );
       }
-      text = await fh.readFile('utf8');
+      text = bytes.toString('utf8');
     } finally {
       await fh.close();
     }

@@ -4,6 +4,7 @@
  */
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { readCapped } from '../capped-read.js';
 import { VfbError } from '../errors.js';
 import { configError, type SourceLocation } from './config-error.js';
 
@@ -24,15 +25,8 @@ export async function readBoundedText(path: string, maxBytes: number): Promise<s
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw configError(whole, '', 'not a regular file');
-    // Read one byte past the cap, whatever stat said: the file may be growing, or lie (procfs).
-    const buf = Buffer.alloc(Math.min(stat.size, maxBytes) + 1);
-    let length = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buf, length, buf.length - length, null);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-      if (length === buf.length) break;
-    }
+    const bytes = await readCapped(handle, stat.size, maxBytes);
+    const length = bytes.length;
     if (length > maxBytes || stat.size > maxBytes) {
       throw configError(
         whole,
@@ -41,7 +35,7 @@ export async function readBoundedText(path: string, maxBytes: number): Promise<s
       );
     }
     try {
-      return new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(0, length));
+      return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
     } catch (err) {
       throw configError(whole, '', 'the file is not valid UTF-8', err);
     }

@@ -22,6 +22,7 @@ import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Stats } from 'node:fs';
+import { readCapped } from '../capped-read.js';
 import { isVfbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { processStartMs } from '../process/start-time.js';
@@ -170,17 +171,9 @@ export class RunningGuests {
       const problem = st.isFile() ? this.#ownershipProblem(st) : 'is not a regular file';
       if (problem !== null) return { kind: 'skipped', problem };
       if (st.size > MAX_STATUS_FILE_BYTES) return { kind: 'skipped', problem: tooLarge(st.size) };
-      // One byte past the cap, whatever fstat said: the file may have grown since.
-      const buf = Buffer.alloc(Math.min(st.size, MAX_STATUS_FILE_BYTES) + 1);
-      let length = 0;
-      for (;;) {
-        const { bytesRead } = await handle.read(buf, length, buf.length - length, null);
-        if (bytesRead === 0) break;
-        length += bytesRead;
-        if (length === buf.length) break;
-      }
-      if (length > MAX_STATUS_FILE_BYTES) return { kind: 'skipped', problem: tooLarge(length) };
-      const text = decodeXmlBytes(buf.subarray(0, length), 'the status file');
+      const bytes = await readCapped(handle, st.size, MAX_STATUS_FILE_BYTES);
+      if (bytes.length > MAX_STATUS_FILE_BYTES) return { kind: 'skipped', problem: tooLarge(bytes.length) };
+      const text = decodeXmlBytes(bytes, 'the status file');
       // A file that does not even contain the digits names another QEMU: not worth a parse.
       if (!text.includes(String(pid))) return { kind: 'other' };
       const status = readDomainStatusXml(text, 'the status file');
