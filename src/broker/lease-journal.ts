@@ -187,11 +187,11 @@ export class LeaseJournal {
   }
 
   /**
-   * Makes one batch durable: `changes` as a journal line, or `table` (the whole table after the
-   * batch) as a snapshot when the journal must be restarted. When it rejects, the batch does not
+   * Makes one batch durable: `changes` as a journal line, or the whole table after the batch (what
+   * `table` returns, asked for only then) as a snapshot when the journal must be restarted. When it rejects, the batch does not
    * count: a start ignores whatever part of it reached the disk, or takes it as a whole.
    */
-  async commit(changes: LeaseChanges, table: ReadonlyMap<PciAddress, Lease>): Promise<void> {
+  async commit(changes: LeaseChanges, table: () => readonly Lease[]): Promise<void> {
     const batch = this.#batch + 1;
     try {
       const append = this.#appended !== null && this.#appended < this.#compactAt;
@@ -235,7 +235,7 @@ export class LeaseJournal {
     return true;
   }
 
-  async #compact(batch: number, table: ReadonlyMap<PciAddress, Lease>): Promise<void> {
+  async #compact(batch: number, table: () => readonly Lease[]): Promise<void> {
     let fh: FileHandle;
     try {
       // Created before the snapshot: writeFileAtomic's directory fsync then makes its name durable.
@@ -244,7 +244,7 @@ export class LeaseJournal {
       throw fileError('write', this.#files.journal, err);
     }
     try {
-      const text = JSON.stringify({ version: 1, batch, leases: [...table.values()] }) + '\n';
+      const text = JSON.stringify({ version: 1, batch, leases: table() }) + '\n';
       await writeFileAtomic(this.#files.snapshot, text, 0o600);
       this.#compactAt = Math.max(MIN_COMPACT_BYTES, COMPACT_PER_SNAPSHOT_BYTE * Buffer.byteLength(text));
       this.#appended = await this.#empty(fh);

@@ -15,66 +15,158 @@ import type { PciAddress } from '../pci/address.js';
 export type { Lease, LeaseState } from './lease-journal.js';
 
 /**
- * The table as a change sees it: reads go to the current table until the first write, which copies
- * it. A call that changes nothing (a guest asking again for VFs it holds) costs no copy and no write.
+ * The table in memory, with the indexes that keep a guest start from costing in proportion to every
+ * other lease on the host: by guest (started, release), by PF (drain, status) and the pending ones
+ * (expiry). Changed only by `apply`, once a batch is on disk.
+ */
+class IndexedLeases {
+  readonly #byVf = new Map<PciAddress, Lease>();
+  readonly #byGuest = new Map<string, Set<PciAddress>>();
+  readonly #byPf = new Map<PciAddress, Set<PciAddress>>();
+  readonly #pending = new Set<PciAddress>();
+
+  constructor(leases: Iterable<Lease>) {
+    for (const lease of leases) {
+      this.#byVf.set(lease.vf, lease);
+      this.#index(lease);
+      if (lease.state === 'pending') this.#pending.add(lease.vf);
+    }
+  }
+
+  get(vf: PciAddress): Lease | undefined {
+    return this.#byVf.get(vf);
+  }
+
+  values(): IterableIterator<Lease> {
+    return this.#byVf.values();
+  }
+
+  ofGuest(guestUuid: string): ReadonlySet<PciAddress> {
+    return this.#byGuest.get(guestUuid) ?? NONE;
+  }
+
+  ofPf(pf: PciAddress): ReadonlySet<PciAddress> {
+    return this.#byPf.get(pf) ?? NONE;
+  }
+
+  pending(): ReadonlySet<PciAddress> {
+    return this.#pending;
+  }
+
+  /** Each VF a batch changed, to the lease it holds afterwards (null: none). */
+  apply(changes: LeaseChanges): void {
+    for (const [vf, lease] of changes) {
+      const old = this.#byVf.get(vf);
+      // A lease that changes state keeps its place, in the table and in its guest's and PF's
+      // indexes: the broker reports leases in the order they were made.
+      const moved = old !== undefined && (lease?.guestUuid !== old.guestUuid || lease.pf !== old.pf);
+      if (moved) this.#unindex(old);
+      this.#pending.delete(vf);
+      if (lease === null) {
+        this.#byVf.delete(vf);
+        continue;
+      }
+      this.#byVf.set(vf, lease);
+      if (old === undefined || moved) this.#index(lease);
+      if (lease.state === 'pending') this.#pending.add(vf);
+    }
+  }
+
+  #index(lease: Lease): void {
+    addTo(this.#byGuest, lease.guestUuid, lease.vf);
+    addTo(this.#byPf, lease.pf, lease.vf);
+  }
+
+  #unindex(lease: Lease): void {
+    removeFrom(this.#byGuest, lease.guestUuid, lease.vf);
+    removeFrom(this.#byPf, lease.pf, lease.vf);
+  }
+}
+
+const NONE: ReadonlySet<PciAddress> = new Set();
+
+function addTo<K>(index: Map<K, Set<PciAddress>>, key: K, vf: PciAddress): void {
+  const vfs = index.get(key);
+  if (vfs === undefined) index.set(key, new Set([vf]));
+  else vfs.add(vf);
+}
+
+function removeFrom<K>(index: Map<K, Set<PciAddress>>, key: K, vf: PciAddress): void {
+  const vfs = index.get(key);
+  vfs?.delete(vf);
+  if (vfs?.size === 0) index.delete(key);
+}
+
+/**
+ * The table as a batch of changes sees it: its writes, over the table in memory, which they leave
+ * alone until they are on disk. A call that changes nothing (a guest asking again for VFs it holds)
+ * writes nothing.
  */
 class Draft {
-  readonly #base: ReadonlyMap<PciAddress, Lease>;
-  #copy: Map<PciAddress, Lease> | null = null;
-  /** The VFs written to; the journal records what each holds at the end. */
-  readonly #touched = new Set<PciAddress>();
+  readonly #base: IndexedLeases;
+  /** Each VF written to and the lease it holds now (null: none): what the journal records. */
+  readonly #writes = new Map<PciAddress, Lease | null>();
 
-  constructor(base: ReadonlyMap<PciAddress, Lease>) {
+  constructor(base: IndexedLeases) {
     this.#base = base;
   }
 
   get changed(): boolean {
-    return this.#copy !== null;
+    return this.#writes.size > 0;
   }
 
   get(vf: PciAddress): Lease | undefined {
-    return (this.#copy ?? this.#base).get(vf);
-  }
-
-  /** A snapshot to iterate, so writes during the loop are safe. */
-  [Symbol.iterator](): IterableIterator<[PciAddress, Lease]> {
-    return [...(this.#copy ?? this.#base)][Symbol.iterator]();
+    const written = this.#writes.get(vf);
+    return written === undefined ? this.#base.get(vf) : (written ?? undefined);
   }
 
   set(vf: PciAddress, lease: Lease): void {
-    this.#writable().set(vf, lease);
-    this.#touched.add(vf);
+    this.#writes.set(vf, lease);
   }
 
   delete(vf: PciAddress): void {
-    this.#writable().delete(vf);
-    this.#touched.add(vf);
+    this.#writes.set(vf, null);
   }
 
-  /** Drops the leases `lapsed` picks (expired pending ones). */
-  dropWhere(lapsed: (lease: Lease) => boolean): void {
-    const table = this.#writable();
-    for (const [vf, lease] of table) {
-      if (lapsed(lease)) {
-        table.delete(vf);
-        this.#touched.add(vf);
-      }
+  /** A guest's leases, as an array: writes during the loop over it are safe. */
+  ofGuest(guestUuid: string): [PciAddress, Lease][] {
+    return this.#where(this.#base.ofGuest(guestUuid), (lease) => lease.guestUuid === guestUuid);
+  }
+
+  /** Every lease, as an array (for the rare change that must look at all of them). */
+  all(): [PciAddress, Lease][] {
+    const all: [PciAddress, Lease][] = [];
+    for (const lease of this.#base.values()) {
+      const now = this.get(lease.vf);
+      if (now !== undefined) all.push([lease.vf, now]);
+    }
+    for (const [vf, lease] of this.#writes) {
+      if (lease !== null && this.#base.get(vf) === undefined) all.push([vf, lease]);
+    }
+    return all;
+  }
+
+  /** Drops the pending leases `expired` picks. */
+  dropExpired(expired: (lease: Lease) => boolean): void {
+    for (const [vf, lease] of this.#where(this.#base.pending(), (l) => l.state === 'pending')) {
+      if (expired(lease)) this.delete(vf);
     }
   }
 
-  /** The table with every change applied. */
-  result(): Map<PciAddress, Lease> {
-    return this.#copy ?? new Map(this.#base);
-  }
-
-  /** Each VF written to and the lease it ends with (null: none). */
   changes(): LeaseChanges {
-    const table = this.#copy ?? this.#base;
-    return new Map([...this.#touched].map((vf) => [vf, table.get(vf) ?? null]));
+    return this.#writes;
   }
 
-  #writable(): Map<PciAddress, Lease> {
-    return (this.#copy ??= new Map(this.#base));
+  /** The VFs among `base` and those written to whose lease now passes `keep`. */
+  #where(base: ReadonlySet<PciAddress>, keep: (lease: Lease) => boolean): [PciAddress, Lease][] {
+    const found: [PciAddress, Lease][] = [];
+    const look = (vf: PciAddress) => {
+      const lease = this.get(vf);
+      if (lease !== undefined && keep(lease)) found.push([vf, lease]);
+    };
+    for (const vf of base) look(vf);
+    for (const vf of this.#writes.keys()) if (!base.has(vf)) look(vf);
+    return found;
   }
 }
 
@@ -93,13 +185,13 @@ export class LeaseTable {
   readonly #journal: LeaseJournal;
   readonly #pendingTtlMs: number;
   readonly #now: () => number;
-  #byVf: Map<PciAddress, Lease>;
+  readonly #leases: IndexedLeases;
   #waiting: { change: Change; resolve: () => void; reject: (err: unknown) => void }[] = [];
   #writing = false;
 
   private constructor(journal: LeaseJournal, leases: Map<PciAddress, Lease>, options: LeaseTableOptions) {
     this.#journal = journal;
-    this.#byVf = leases;
+    this.#leases = new IndexedLeases(leases.values());
     this.#pendingTtlMs = options.pendingTtlMs;
     this.#now = options.now ?? Date.now;
   }
@@ -112,17 +204,22 @@ export class LeaseTable {
 
   /** The lease on a VF, ignoring an expired pending one. */
   get(vf: PciAddress): Lease | undefined {
-    const lease = this.#byVf.get(vf);
+    const lease = this.#leases.get(vf);
     return lease && !this.#expired(lease) ? lease : undefined;
   }
 
   /** Live leases of one PF (drain rotation waits for these). */
   ofPf(pf: PciAddress): Lease[] {
-    return [...this.#byVf.values()].filter((l) => l.pf === pf && !this.#expired(l));
+    const leases: Lease[] = [];
+    for (const vf of this.#leases.ofPf(pf)) {
+      const lease = this.#leases.get(vf);
+      if (lease !== undefined && !this.#expired(lease)) leases.push(lease);
+    }
+    return leases;
   }
 
   all(): Lease[] {
-    return [...this.#byVf.values()].filter((l) => !this.#expired(l));
+    return [...this.#leases.values()].filter((l) => !this.#expired(l));
   }
 
   /**
@@ -150,8 +247,8 @@ export class LeaseTable {
     let n = 0;
     await this.#mutate((table) => {
       const since = this.#now();
-      for (const [vf, lease] of table) {
-        if (lease.guestUuid === guestUuid && lease.state === 'pending' && !this.#expired(lease)) {
+      for (const [vf, lease] of table.ofGuest(guestUuid)) {
+        if (lease.state === 'pending' && !this.#expired(lease)) {
           table.set(vf, { ...lease, state: 'active', since });
           n++;
         }
@@ -164,11 +261,9 @@ export class LeaseTable {
   async release(guestUuid: string): Promise<PciAddress[]> {
     const released: PciAddress[] = [];
     await this.#mutate((table) => {
-      for (const [vf, lease] of table) {
-        if (lease.guestUuid === guestUuid) {
-          table.delete(vf);
-          released.push(vf);
-        }
+      for (const [vf] of table.ofGuest(guestUuid)) {
+        table.delete(vf);
+        released.push(vf);
       }
     });
     return released;
@@ -182,7 +277,7 @@ export class LeaseTable {
   async reconcile(running: ReadonlySet<string>): Promise<string[]> {
     const gone = new Set<string>();
     await this.#mutate((table) => {
-      for (const [vf, lease] of table) {
+      for (const [vf, lease] of table.all()) {
         if (lease.state === 'active' && !running.has(lease.guestUuid)) {
           table.delete(vf);
           gone.add(lease.guestName);
@@ -193,8 +288,8 @@ export class LeaseTable {
   }
 
   /**
-   * Applies a change to a copy of the table, writes what changed, and only then makes the copy
-   * current: a failed write (disk full, read-only state directory) leaves memory on the old table,
+   * Applies a change to a draft over the table, writes what changed, and only then applies it to
+   * the table: a failed write (disk full, read-only state directory) leaves memory on the old table,
    * and every change in it fails. Changes that arrive while a write is under way wait for
    * it and are then applied together and written once (group commit): a hundred guests starting
    * at once cost a few fsyncs, not a hundred in a row. Each change sees the ones before it.
@@ -210,14 +305,13 @@ export class LeaseTable {
     this.#writing = true;
     while (this.#waiting.length > 0) {
       const batch = this.#waiting.splice(0);
-      const draft = new Draft(this.#byVf);
+      const draft = new Draft(this.#leases);
       for (const { change } of batch) change(draft);
       try {
         if (draft.changed) {
-          draft.dropWhere((lease) => this.#expired(lease));
-          const next = draft.result();
-          await this.#journal.commit(draft.changes(), next);
-          this.#byVf = next;
+          draft.dropExpired((lease) => this.#expired(lease));
+          await this.#journal.commit(draft.changes(), () => draft.all().map(([, lease]) => lease));
+          this.#leases.apply(draft.changes());
         }
         for (const { resolve } of batch) resolve();
       } catch (err) {

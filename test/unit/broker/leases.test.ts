@@ -100,6 +100,40 @@ describe('LeaseTable', () => {
     assert.equal(t.get(VF2)?.guestUuid, GUEST_A);
   });
 
+  it("keeps each guest's and each PF's leases right as VFs change hands", async () => {
+    const PF2 = parsePciAddress('0000:5e:00.0');
+    const VF3 = parsePciAddress('0000:5e:02.0');
+    const GUEST_C = '2d9eaf30-4b5c-4d6e-8f70-91a2b3c4d5e6';
+    const t = await open();
+    const byPf = (table: LeaseTable, pf: typeof PF) => table.ofPf(pf).map((l) => `${l.vf} ${l.guestUuid}`);
+    await t.prepare(GUEST_A, 'vm-a', [
+      { vf: VF1, pf: PF },
+      { vf: VF3, pf: PF2 },
+    ]);
+    await t.prepare(GUEST_B, 'vm-b', [{ vf: VF2, pf: PF }]);
+    assert.equal(await t.started(GUEST_A), 2);
+    assert.deepEqual(byPf(t, PF), [`${VF1} ${GUEST_A}`, `${VF2} ${GUEST_B}`], 'in the order they were made');
+
+    assert.deepEqual(await t.release(GUEST_A), [VF1, VF3]);
+    assert.deepEqual(byPf(t, PF2), []);
+    await t.prepare(GUEST_B, 'vm-b', [{ vf: VF1, pf: PF }]);
+    assert.deepEqual(byPf(t, PF), [`${VF2} ${GUEST_B}`, `${VF1} ${GUEST_B}`]);
+    assert.equal(await t.started(GUEST_B), 2);
+    assert.deepEqual(await t.release(GUEST_A), [], 'A holds nothing any more');
+
+    // A pending lease that expires is dropped by the next change, and leaves every view.
+    await t.prepare(GUEST_C, 'vm-c', [{ vf: VF3, pf: PF2 }]);
+    now += 60_001;
+    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF3, pf: PF2 }]);
+    assert.deepEqual(byPf(t, PF2), [`${VF3} ${GUEST_A}`]);
+    assert.deepEqual(await t.release(GUEST_C), []);
+
+    const reopened = await open();
+    assert.deepEqual(byPf(reopened, PF), byPf(t, PF));
+    assert.deepEqual(byPf(reopened, PF2), byPf(t, PF2));
+    assert.deepEqual(await reopened.release(GUEST_B), [VF2, VF1]);
+  });
+
   it('drops the active leases of guests no longer running, but not pending ones', async () => {
     const t = await open();
     await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
