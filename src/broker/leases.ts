@@ -306,8 +306,10 @@ export class LeaseTable {
     while (this.#waiting.length > 0) {
       const batch = this.#waiting.splice(0);
       const draft = new Draft(this.#leases);
-      for (const { change } of batch) change(draft);
       try {
+        // A change that throws fails its whole batch, which then writes nothing (the draft may hold
+        // part of that change), and the table goes on serving the batches after it.
+        for (const { change } of batch) change(draft);
         if (draft.changed) {
           draft.dropExpired((lease) => this.#expired(lease));
           await this.#journal.commit(draft.changes(), () => draft.all().map(([, lease]) => lease));

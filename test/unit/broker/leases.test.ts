@@ -145,6 +145,21 @@ describe('LeaseTable', () => {
     assert.deepEqual(await (await open()).reconcile(new Set([GUEST_A])), [], 'persisted');
   });
 
+  it('fails a batch whose change throws, writes none of it, and goes on with the next', async () => {
+    const t = await open();
+    await t.prepare(GUEST_A, 'vm-a', [{ vf: VF1, pf: PF }]);
+    await t.started(GUEST_A);
+    const broken = {
+      has: () => {
+        throw new Error('the running-guests set broke');
+      },
+    } as unknown as ReadonlySet<string>;
+    await assert.rejects(t.reconcile(broken), /the running-guests set broke/);
+    assert.equal(t.get(VF1)?.state, 'active');
+    await t.prepare(GUEST_B, 'vm-b', [{ vf: VF2, pf: PF }]);
+    assert.equal((await open()).get(VF2)?.guestUuid, GUEST_B);
+  });
+
   it('loses none of many changes made at once (they are written together)', async () => {
     const t = await open();
     const guests = Array.from(
