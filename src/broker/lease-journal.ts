@@ -188,8 +188,9 @@ export class LeaseJournal {
 
   /**
    * Makes one batch durable: `changes` as a journal line, or the whole table after the batch (what
-   * `table` returns, asked for only then) as a snapshot when the journal must be restarted. When it rejects, the batch does not
-   * count: a start ignores whatever part of it reached the disk, or takes it as a whole.
+   * `table` returns, asked for only then) as a snapshot when the journal must be restarted. When it
+   * rejects, the batch does not count: a start ignores whatever part of it reached the disk, or
+   * takes it as a whole.
    */
   async commit(changes: LeaseChanges, table: () => readonly Lease[]): Promise<void> {
     const batch = this.#batch + 1;
