@@ -10,25 +10,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { header, machineLoad, ms, table } from './support/report.js';
+import { benchGuest, VFS_PER_GUEST, type BenchGuest, type Scenario } from './support/scenario.js';
 import { LeaseTable } from '../src/broker/leases.js';
 import { createLogger } from '../src/log.js';
 import { pfAddress, vfAddress } from '../test/support/broker-world.js';
 
 const HELD = [0, 512, 4096] as const;
-const VFS_PER_GUEST = 8;
-const PF_VFS = 64;
+/** The bench host of bench:broker, with as many 8-VF guests as fill it. */
+const HOST: Scenario = { pfCount: 64, vfs: 64, guests: Math.max(...HELD) / VFS_PER_GUEST };
 const CYCLES = 1000;
 const WARM_UP = 200;
 
-const guestUuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
-
-/** The VFs of the n-th guest that holds 8: PF n ÷ 8, its slot n mod 8. */
-function vfsOfGuest(n: number) {
-  const pf = Math.floor((n * VFS_PER_GUEST) / PF_VFS);
-  return Array.from({ length: VFS_PER_GUEST }, (_, k) => ({
-    vf: vfAddress(pf, ((n * VFS_PER_GUEST) % PF_VFS) + k),
-    pf: pfAddress(pf),
-  }));
+function leasesOf(guest: BenchGuest) {
+  return guest.vfIndexes.map((n) => ({ vf: vfAddress(guest.pf, n), pf: pfAddress(guest.pf) }));
 }
 
 async function measure(held: number): Promise<{ wallMs: number; cpuMs: number }> {
@@ -39,19 +33,18 @@ async function measure(held: number): Promise<{ wallMs: number; cpuMs: number }>
       pendingTtlMs: 60_000,
       logger: createLogger({ level: 'silent' }),
     });
-    const guests = held / VFS_PER_GUEST;
-    for (let g = 0; g < guests; g++) {
-      await leases.prepare(guestUuid(g), `held-${g}`, vfsOfGuest(g));
-      await leases.started(guestUuid(g));
+    for (let g = 0; g < held / VFS_PER_GUEST; g++) {
+      const guest = benchGuest(HOST, g);
+      await leases.prepare(guest.uuid, guest.name, leasesOf(guest));
+      await leases.started(guest.uuid);
     }
-    // The guest that comes and goes, on a PF of its own: the one after the last the held guests use.
-    const newcomer = Math.max(...HELD) / VFS_PER_GUEST;
-    const uuid = guestUuid(newcomer);
-    const vfs = vfsOfGuest(newcomer);
+    // The guest that comes and goes: the one after the last a full host holds, on a PF of its own.
+    const newcomer = { ...benchGuest(HOST, HOST.guests), pf: HOST.pfCount };
+    const vfs = leasesOf(newcomer);
     const cycle = async () => {
-      await leases.prepare(uuid, 'bench', vfs);
-      await leases.started(uuid);
-      await leases.release(uuid);
+      await leases.prepare(newcomer.uuid, newcomer.name, vfs);
+      await leases.started(newcomer.uuid);
+      await leases.release(newcomer.uuid);
     };
     // Warm-up: the JIT, and the first batch after opening, which compacts (lease-journal.ts).
     for (let i = 0; i < WARM_UP; i++) await cycle();
