@@ -12,6 +12,7 @@ import { EventHub } from './events.js';
 import { LeaseTable } from './leases.js';
 import { PfHealth } from './pf-health.js';
 import { decideGuest } from './policy/decide.js';
+import { disablePretenuring } from './pretenuring.js';
 import { createRotator } from './rotation/index.js';
 import { openStore } from './store/open.js';
 import { TokenCache } from './store/token-cache.js';
@@ -216,6 +217,7 @@ async function reconcileLeases(leases: LeaseTable, virsh: Virsh, logger: Logger)
  * process anyway: systemd would kill it later, less politely.
  */
 export async function serveUntilSignalled(options: ServeOptions): Promise<number> {
+  disablePretenuring();
   const running = await startBroker(options);
   return new Promise<number>((resolve) => {
     const onHup = (): void => void running.reloadPolicy();
