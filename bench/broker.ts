@@ -20,9 +20,13 @@
  * clients share this machine's two cores with the broker and the bus, so a heavier client shows
  * up in every latency.
  *
+ * The broker's GC columns: the share of the time its collections paused it, and how many
+ * mark-compacts (old-generation collections, the long pauses every call in flight waits out) ran.
+ *
  * Memory: the broker's RSS when ready, its peak, and while it idles after the runs — V8 returns
- * memory only when its memory reducer runs, some seconds into idleness, so the bench watches RSS for
- * IDLE_MS and prints what it saw. Prints figures; asserts nothing.
+ * memory only when its memory reducer runs, which its watchdog guarantees 100 s after the last
+ * collection at the latest (sooner when a mark-compact ran near the end of the load), so the bench
+ * watches RSS for IDLE_MS and prints what it saw. Prints figures; asserts nothing.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -50,8 +54,8 @@ const RUN_MS = 3_000;
 /** Per level, whatever RUN_MS allows: keeps a very fast machine's run (and its memory) bounded. */
 const MAX_CALLS = 200_000;
 const TARGET = { callsPerSecond: 5_000, p99Ms: 10, rssBytes: 100 * 1024 * 1024 } as const;
-/** How long to watch the broker idle after the runs, and how often to look. */
-const IDLE_MS = 90_000;
+/** How long to watch the broker idle after the runs (past V8's 100 s watchdog), and how often to look. */
+const IDLE_MS = 120_000;
 const IDLE_SAMPLE_MS = 5_000;
 
 /** PrepareGuest making new leases (then released) or asking for VFs its guest holds; or Peer.Ping. */
@@ -63,7 +67,10 @@ interface LevelResult {
   readonly calls: number;
   readonly seconds: number;
   readonly latencies: number[];
-  /** Per second of the level: CPU seconds and busy event loop seconds of each process. */
+  /**
+   * Per second of the level: CPU, busy event loop and the broker's GC pause seconds; the broker's
+   * mark-compacts are a count over the level.
+   */
   readonly load: Usage;
 }
 
@@ -197,6 +204,8 @@ async function runLevel(
     load: {
       brokerCpu: spent('brokerCpu'),
       brokerLoop: spent('brokerLoop'),
+      brokerGc: spent('brokerGc'),
+      brokerMarkCompacts: after.brokerMarkCompacts - before.brokerMarkCompacts,
       busCpu: spent('busCpu'),
       benchCpu: spent('benchCpu'),
       benchLoop: spent('benchLoop'),
@@ -231,10 +240,13 @@ interface Processes {
   readonly busPid: number;
 }
 
-/** Seconds of CPU (user + system, all threads) and of busy event loop, each process so far. */
+/** Seconds of CPU (user + system, all threads) and of busy event loop, each process so far; the broker's GC. */
 interface Usage {
   readonly brokerCpu: number;
   readonly brokerLoop: number;
+  /** Seconds the broker's GC paused it, and how many of those pauses were mark-compacts. */
+  readonly brokerGc: number;
+  readonly brokerMarkCompacts: number;
   readonly busCpu: number;
   readonly benchCpu: number;
   readonly benchLoop: number;
@@ -246,6 +258,8 @@ async function usage(processes: Processes): Promise<Usage> {
   return {
     brokerCpu: await cpuSeconds(processes.broker.pid),
     brokerLoop: sample.loopActiveMs / 1000,
+    brokerGc: sample.gcPauseMs / 1000,
+    brokerMarkCompacts: sample.markCompacts,
     busCpu: await cpuSeconds(processes.busPid),
     benchCpu: (user + system) / 1e6,
     benchLoop: performance.eventLoopUtilization().active / 1000,
@@ -296,6 +310,8 @@ function report(
       'p99 ms',
       'broker CPU',
       'broker loop',
+      'broker GC',
+      'mark-compacts',
       'dbus-daemon CPU',
       'bench CPU',
       'bench loop',
@@ -309,6 +325,8 @@ function report(
       ms(percentile(r.latencies, 99)),
       percent(r.load.brokerCpu),
       percent(r.load.brokerLoop),
+      percent(r.load.brokerGc),
+      String(r.load.brokerMarkCompacts),
       percent(r.load.busCpu),
       percent(r.load.benchCpu),
       percent(r.load.benchLoop),

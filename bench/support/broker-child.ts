@@ -4,13 +4,16 @@
  * memory and event loop figures until `stop`. It logs as `vfbroker serve` does (JSON lines on stdout, level
  * info, one audit line per decision); the bench points stdout at a file. It stops by itself when
  * the bench goes away (the IPC channel closes) or on SIGINT/SIGTERM, so no broker outlives the bench.
+ * Like `vfbroker serve`, it runs without V8's allocation-site pretenuring, and it counts its own
+ * garbage collection pauses.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { constants, performance, PerformanceObserver, type NodeGCPerformanceDetail } from 'node:perf_hooks';
 import { benchGuests } from './scenario.js';
 import { writeHookSysfsTree } from './sysfs-tree.js';
-import type { ChildMessage, ChildSpec, ParentMessage, SavedHost } from './broker-protocol.js';
+import type { ChildMessage, ChildSpec, GcTotals, ParentMessage, SavedHost } from './broker-protocol.js';
+import { disablePretenuring } from '../../src/broker/pretenuring.js';
 import { toVfbError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { BrokerWorld, type OnBus } from '../../test/support/broker-world.js';
@@ -30,7 +33,23 @@ async function saveHost(world: BrokerWorld, dir: string): Promise<SavedHost> {
   return { simulator: await world.saveHostState(join(dir, 'state.json')), sysRoot };
 }
 
+/** Adds up the process's GC pauses as they happen (perf_hooks reports each one after the fact). */
+function watchGc(): GcTotals {
+  const totals = { gcPauseMs: 0, markCompacts: 0 };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      totals.gcPauseMs += entry.duration;
+      // Node's types leave `detail` off PerformanceEntry; a gc entry always has it.
+      const { kind } = (entry as unknown as { detail: NodeGCPerformanceDetail }).detail;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) totals.markCompacts++;
+    }
+  }).observe({ entryTypes: ['gc'] });
+  return totals;
+}
+
 async function main(): Promise<void> {
+  disablePretenuring();
+  const gc = watchGc();
   const spec = JSON.parse(process.argv[2] ?? '{}') as ChildSpec;
   const started = performance.now();
   const world = await BrokerWorld.start({
@@ -57,7 +76,16 @@ async function main(): Promise<void> {
       if (message.type === 'stop') return void stop();
       const { rss, heapUsed, heapTotal, external } = process.memoryUsage();
       const { active, idle } = performance.eventLoopUtilization();
-      send({ type: 'sample', rss, heapUsed, heapTotal, external, loopActiveMs: active, loopIdleMs: idle });
+      send({
+        type: 'sample',
+        rss,
+        heapUsed,
+        heapTotal,
+        external,
+        loopActiveMs: active,
+        loopIdleMs: idle,
+        ...gc,
+      });
     });
     send({ type: 'ready', buildMs: performance.now() - started, host });
   } catch (err) {

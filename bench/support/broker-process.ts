@@ -62,8 +62,9 @@ export async function startBrokerChild(spec: ChildSpec, options: ChildOptions): 
       async sample() {
         const reply = nextMessage(child, 'sample', REPLY_DEADLINE_MS);
         child.send({ type: 'sample' });
-        const { rss, heapUsed, heapTotal, external, loopActiveMs, loopIdleMs } = await reply;
-        return { rss, heapUsed, heapTotal, external, loopActiveMs, loopIdleMs };
+        const { rss, heapUsed, heapTotal, external, loopActiveMs, loopIdleMs, gcPauseMs, markCompacts } =
+          await reply;
+        return { rss, heapUsed, heapTotal, external, loopActiveMs, loopIdleMs, gcPauseMs, markCompacts };
       },
       peakRss: () => peakRss(pid),
       async stop() {

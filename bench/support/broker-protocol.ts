@@ -20,7 +20,15 @@ export interface SavedHost {
   readonly sysRoot: string;
 }
 
-export interface ResourceSample {
+/** The broker's garbage collections so far. */
+export interface GcTotals {
+  /** Every pause, young and old generation, ms. */
+  readonly gcPauseMs: number;
+  /** Old-generation collections. */
+  readonly markCompacts: number;
+}
+
+export interface ResourceSample extends GcTotals {
   /** process.memoryUsage() of the broker, bytes. */
   readonly rss: number;
   readonly heapUsed: number;
