@@ -60,8 +60,12 @@ export async function startBrokerChild(spec: ChildSpec, options: ChildOptions): 
       buildMs: ready.buildMs,
       host: ready.host,
       async sample() {
+        // A Ctrl-C reaches the child too, and it stops by itself: a send on its closed channel
+        // would be an unhandled 'error' event on the child, not a rejection the bench can handle.
+        if (!child.connected) throw new VfbError('UNAVAILABLE', 'the bench broker has exited');
         const reply = nextMessage(child, 'sample', REPLY_DEADLINE_MS);
-        child.send({ type: 'sample' });
+        // With a callback, a failed send is reported there; the reply then rejects on the exit.
+        child.send({ type: 'sample' }, () => undefined);
         const { rss, heapUsed, heapTotal, external, loopActiveMs, loopIdleMs, gcPauseMs, markCompacts } =
           await reply;
         return { rss, heapUsed, heapTotal, external, loopActiveMs, loopIdleMs, gcPauseMs, markCompacts };
