@@ -15,75 +15,87 @@ import type { PciAddress } from '../pci/address.js';
 export type { Lease, LeaseState } from './lease-journal.js';
 
 /**
+ * A VF's place in the table. A lease made or dropped rewrites its VF's slot rather than adding or
+ * deleting a map entry, and the guest and PF indexes only ever gain VFs between sweeps: guests
+ * starting and stopping all day would otherwise make V8 rebuild these hash tables every few hundred
+ * changes, and each rebuilt table lives just long enough to reach the old generation, whose
+ * collections stop the broker (decision 0010). `sweep` drops what no lease uses any more.
+ */
+interface Slot {
+  lease: Lease | null;
+  /** When the lease was made, counted in leases: the table reports leases in this order. */
+  made: number;
+}
+
+/**
  * The table in memory, with the indexes that keep a guest start from costing in proportion to every
- * other lease on the host: by guest (started, release), by PF (drain, status) and the pending ones
- * (expiry). Changed only by `apply`, once a batch is on disk.
+ * other lease on the host: by guest (started, release) and by PF (drain, status). Changed only by
+ * `apply`, once a batch is on disk.
  */
 class IndexedLeases {
-  readonly #byVf = new Map<PciAddress, Lease>();
+  readonly #byVf = new Map<PciAddress, Slot>();
+  /** The VFs that held a lease of a guest (or PF) since the last sweep; a VF's slot says whose it is now. */
   readonly #byGuest = new Map<string, Set<PciAddress>>();
   readonly #byPf = new Map<PciAddress, Set<PciAddress>>();
-  readonly #pending = new Set<PciAddress>();
+  #made = 0;
 
-  constructor(leases: Iterable<Lease>) {
-    for (const lease of leases) {
-      this.#byVf.set(lease.vf, lease);
-      this.#index(lease);
-      if (lease.state === 'pending') this.#pending.add(lease.vf);
-    }
+  constructor(leases: LeaseChanges) {
+    this.apply(leases);
   }
 
   get(vf: PciAddress): Lease | undefined {
-    return this.#byVf.get(vf);
+    return this.#byVf.get(vf)?.lease ?? undefined;
   }
 
-  values(): IterableIterator<Lease> {
-    return this.#byVf.values();
+  /** Every lease, in the order they were made. */
+  values(): Lease[] {
+    return this.#inOrder(this.#byVf.keys(), () => true);
   }
 
-  ofGuest(guestUuid: string): ReadonlySet<PciAddress> {
-    return this.#byGuest.get(guestUuid) ?? NONE;
+  /** The VFs a guest holds, in the order their leases were made. */
+  ofGuest(guestUuid: string): PciAddress[] {
+    return this.#inOrder(this.#byGuest.get(guestUuid), (l) => l.guestUuid === guestUuid).map((l) => l.vf);
   }
 
-  ofPf(pf: PciAddress): ReadonlySet<PciAddress> {
-    return this.#byPf.get(pf) ?? NONE;
-  }
-
-  pending(): ReadonlySet<PciAddress> {
-    return this.#pending;
+  /** The VFs of a PF that are leased, in the order their leases were made. */
+  ofPf(pf: PciAddress): PciAddress[] {
+    return this.#inOrder(this.#byPf.get(pf), (l) => l.pf === pf).map((l) => l.vf);
   }
 
   /** Each VF a batch changed, to the lease it holds afterwards (null: none). */
   apply(changes: LeaseChanges): void {
     for (const [vf, lease] of changes) {
-      const old = this.#byVf.get(vf);
-      // A lease that changes state keeps its place, in the table and in its guest's and PF's
-      // indexes: the broker reports leases in the order they were made.
-      const moved = old !== undefined && (lease?.guestUuid !== old.guestUuid || lease.pf !== old.pf);
-      if (moved) this.#unindex(old);
-      this.#pending.delete(vf);
-      if (lease === null) {
-        this.#byVf.delete(vf);
-        continue;
+      const slot = this.#byVf.get(vf);
+      if (slot === undefined) {
+        if (lease !== null) this.#byVf.set(vf, { lease, made: this.#made++ });
+      } else {
+        // A lease that changes state keeps its place: the table reports leases in the order they were made.
+        const kept = slot.lease?.guestUuid === lease?.guestUuid && slot.lease?.pf === lease?.pf;
+        if (!kept) slot.made = this.#made++;
+        slot.lease = lease;
       }
-      this.#byVf.set(vf, lease);
-      if (old === undefined || moved) this.#index(lease);
-      if (lease.state === 'pending') this.#pending.add(vf);
+      if (lease === null) continue;
+      addTo(this.#byGuest, lease.guestUuid, vf);
+      addTo(this.#byPf, lease.pf, vf);
     }
   }
 
-  #index(lease: Lease): void {
-    addTo(this.#byGuest, lease.guestUuid, lease.vf);
-    addTo(this.#byPf, lease.pf, lease.vf);
+  /** Forgets the VFs that hold no lease, and each guest's and PF's VFs that are no longer theirs. */
+  sweep(): void {
+    for (const [vf, slot] of this.#byVf) if (slot.lease === null) this.#byVf.delete(vf);
+    prune(this.#byGuest, (key, vf) => this.get(vf)?.guestUuid === key);
+    prune(this.#byPf, (key, vf) => this.get(vf)?.pf === key);
   }
 
-  #unindex(lease: Lease): void {
-    removeFrom(this.#byGuest, lease.guestUuid, lease.vf);
-    removeFrom(this.#byPf, lease.pf, lease.vf);
+  #inOrder(vfs: Iterable<PciAddress> | undefined, keep: (lease: Lease) => boolean): Lease[] {
+    const held: Slot[] = [];
+    for (const vf of vfs ?? []) {
+      const slot = this.#byVf.get(vf);
+      if (slot !== undefined && slot.lease !== null && keep(slot.lease)) held.push(slot);
+    }
+    return held.sort((a, b) => a.made - b.made).map((slot) => slot.lease as Lease);
   }
 }
-
-const NONE: ReadonlySet<PciAddress> = new Set();
 
 function addTo<K>(index: Map<K, Set<PciAddress>>, key: K, vf: PciAddress): void {
   const vfs = index.get(key);
@@ -91,10 +103,11 @@ function addTo<K>(index: Map<K, Set<PciAddress>>, key: K, vf: PciAddress): void 
   else vfs.add(vf);
 }
 
-function removeFrom<K>(index: Map<K, Set<PciAddress>>, key: K, vf: PciAddress): void {
-  const vfs = index.get(key);
-  vfs?.delete(vf);
-  if (vfs?.size === 0) index.delete(key);
+function prune<K>(index: Map<K, Set<PciAddress>>, holds: (key: K, vf: PciAddress) => boolean): void {
+  for (const [key, vfs] of index) {
+    for (const vf of vfs) if (!holds(key, vf)) vfs.delete(vf);
+    if (vfs.size === 0) index.delete(key);
+  }
 }
 
 /**
@@ -148,9 +161,7 @@ class Draft {
 
   /** Drops the pending leases `expired` picks. */
   dropExpired(expired: (lease: Lease) => boolean): void {
-    for (const [vf, lease] of this.#where(this.#base.pending(), (l) => l.state === 'pending')) {
-      if (expired(lease)) this.delete(vf);
-    }
+    for (const [vf, lease] of this.all()) if (expired(lease)) this.delete(vf);
   }
 
   changes(): LeaseChanges {
@@ -158,14 +169,14 @@ class Draft {
   }
 
   /** The VFs among `base` and those written to whose lease now passes `keep`. */
-  #where(base: ReadonlySet<PciAddress>, keep: (lease: Lease) => boolean): [PciAddress, Lease][] {
+  #where(base: readonly PciAddress[], keep: (lease: Lease) => boolean): [PciAddress, Lease][] {
     const found: [PciAddress, Lease][] = [];
     const look = (vf: PciAddress) => {
       const lease = this.get(vf);
       if (lease !== undefined && keep(lease)) found.push([vf, lease]);
     };
     for (const vf of base) look(vf);
-    for (const vf of this.#writes.keys()) if (!base.has(vf)) look(vf);
+    for (const vf of this.#writes.keys()) if (!base.includes(vf)) look(vf);
     return found;
   }
 }
@@ -188,10 +199,12 @@ export class LeaseTable {
   readonly #leases: IndexedLeases;
   #waiting: { change: Change; resolve: () => void; reject: (err: unknown) => void }[] = [];
   #writing = false;
+  /** When a change next looks for expired pending leases to drop. */
+  #sweepAt = Number.NEGATIVE_INFINITY;
 
   private constructor(journal: LeaseJournal, leases: Map<PciAddress, Lease>, options: LeaseTableOptions) {
     this.#journal = journal;
-    this.#leases = new IndexedLeases(leases.values());
+    this.#leases = new IndexedLeases(leases);
     this.#pendingTtlMs = options.pendingTtlMs;
     this.#now = options.now ?? Date.now;
   }
@@ -219,7 +232,7 @@ export class LeaseTable {
   }
 
   all(): Lease[] {
-    return [...this.#leases.values()].filter((l) => !this.#expired(l));
+    return this.#leases.values().filter((l) => !this.#expired(l));
   }
 
   /**
@@ -311,9 +324,16 @@ export class LeaseTable {
         // part of that change), and the table goes on serving the batches after it.
         for (const { change } of batch) change(draft);
         if (draft.changed) {
-          draft.dropExpired((lease) => this.#expired(lease));
+          // Looking costs a pass over every lease, so a change looks at most once per TTL: an
+          // expired lease is already ignored by every reader, and dropping it only tidies.
+          const sweep = this.#now() >= this.#sweepAt;
+          if (sweep) {
+            draft.dropExpired((lease) => this.#expired(lease));
+            this.#sweepAt = this.#now() + this.#pendingTtlMs;
+          }
           await this.#journal.commit(draft.changes(), () => draft.all().map(([, lease]) => lease));
           this.#leases.apply(draft.changes());
+          if (sweep) this.#leases.sweep();
         }
         for (const { resolve } of batch) resolve();
       } catch (err) {
