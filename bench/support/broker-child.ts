@@ -4,8 +4,8 @@
  * memory and event loop figures until `stop`. It logs as `vfbroker serve` does (JSON lines on stdout, level
  * info, one audit line per decision); the bench points stdout at a file. It stops by itself when
  * the bench goes away (the IPC channel closes) or on SIGINT/SIGTERM, so no broker outlives the bench.
- * Like `vfbroker serve`, it runs without V8's allocation-site pretenuring, and it counts its own
- * garbage collection pauses.
+ * Like `vfbroker serve`, it runs without V8's allocation-site pretenuring and trims its heap when
+ * idle; it counts its own garbage collection pauses.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { constants, performance, PerformanceObserver, type NodeGCPerformanceDeta
 import { benchGuests } from './scenario.js';
 import { writeHookSysfsTree } from './sysfs-tree.js';
 import type { ChildMessage, ChildSpec, GcTotals, ParentMessage, SavedHost } from './broker-protocol.js';
+import { trimWhenIdle } from '../../src/broker/idle-trim.js';
 import { disablePretenuring } from '../../src/broker/pretenuring.js';
 import { toVfbError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
@@ -52,16 +53,19 @@ async function main(): Promise<void> {
   const gc = watchGc();
   const spec = JSON.parse(process.argv[2] ?? '{}') as ChildSpec;
   const started = performance.now();
+  const logger = createLogger({ level: 'info' });
   const world = await BrokerWorld.start({
     pfCount: spec.scenario.pfCount,
     vfs: spec.scenario.vfs,
     guests: benchGuests(spec.scenario),
-    logger: createLogger({ level: 'info' }),
+    logger,
   });
+  const trim = trimWhenIdle(logger);
   let onBus: OnBus | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      trim.stop();
       await onBus?.close();
       await world.dispose();
       hangUp();

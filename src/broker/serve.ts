@@ -9,6 +9,7 @@ import { Broker } from './broker.js';
 import { bringUp, bringUpOne, planCheck, selectPlugins, type BringUpDeps } from './bring-up.js';
 import { exportBroker, type ExportedBroker } from './dbus/service.js';
 import { EventHub } from './events.js';
+import { trimWhenIdle } from './idle-trim.js';
 import { LeaseTable } from './leases.js';
 import { PfHealth } from './pf-health.js';
 import { decideGuest } from './policy/decide.js';
@@ -219,9 +220,11 @@ async function reconcileLeases(leases: LeaseTable, virsh: Virsh, logger: Logger)
 export async function serveUntilSignalled(options: ServeOptions): Promise<number> {
   disablePretenuring();
   const running = await startBroker(options);
+  const trim = trimWhenIdle(running.logger);
   return new Promise<number>((resolve) => {
     const onHup = (): void => void running.reloadPolicy();
     const stop = (code: number): void => {
+      trim.stop();
       process.off('SIGHUP', onHup);
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onTerm);
