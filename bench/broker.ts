@@ -23,10 +23,11 @@
  * The broker's GC columns: the share of the time its collections paused it, and how many
  * mark-compacts (old-generation collections, the long pauses every call in flight waits out) ran.
  *
- * Memory: the broker's RSS when ready, its peak, and while it idles after the runs — V8 returns
- * memory only when its memory reducer runs, which its watchdog guarantees 100 s after the last
- * collection at the latest (sooner when a mark-compact ran near the end of the load), so the bench
- * watches RSS for IDLE_MS and prints what it saw. Prints figures; asserts nothing.
+ * Memory: the broker's RSS at rest — after start-up, before the runs, and after the runs — with its
+ * peak. Start-up and load leave V8's heap grown; the broker gives that memory back once its event
+ * loop has been idle for a whole check (src/broker/idle-trim.ts), or V8's memory reducer does. So
+ * each time the bench watches the idle broker until that collection has run (or for IDLE_MS), and
+ * prints what it saw. Prints figures; asserts nothing.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -40,6 +41,7 @@ import { cpuSeconds } from './support/proc.js';
 import { header, machineLoad, mb, ms, percentile, table, verdict } from './support/report.js';
 import { guestsOfPf, VFS_PER_GUEST, type BenchGuest, type Scenario } from './support/scenario.js';
 import type { DeviceVerdict, PrepareDevice } from '../src/broker/api.js';
+import { IDLE_CHECK_MS } from '../src/broker/idle-trim.js';
 import { startPrivateBus, type PrivateBus } from '../src/demo/private-bus.js';
 import { BrokerClient } from '../src/dbus/client.js';
 import { WireBrokerClient } from '../src/dbus/wire/client.js';
@@ -54,9 +56,11 @@ const RUN_MS = 3_000;
 /** Per level, whatever RUN_MS allows: keeps a very fast machine's run (and its memory) bounded. */
 const MAX_CALLS = 200_000;
 const TARGET = { callsPerSecond: 5_000, p99Ms: 10, rssBytes: 100 * 1024 * 1024 } as const;
-/** How long to watch the broker idle after the runs (past V8's 100 s watchdog), and how often to look. */
+/** How long to watch the broker idle at most (two of its idle checks, with room), and how often to look. */
 const IDLE_MS = 120_000;
 const IDLE_SAMPLE_MS = 5_000;
+/** Samples taken after the first collection that gives memory back: V8's reducer may run twice more, 8 s apart. */
+const SAMPLES_AFTER_TRIM = 3;
 
 /** PrepareGuest making new leases (then released) or asking for VFs its guest holds; or Peer.Ping. */
 type Round = 'new' | 'held' | 'ping';
@@ -273,30 +277,45 @@ interface Memory {
   readonly heapUsed: number;
   readonly heapTotal: number;
   readonly external: number;
+  readonly markCompacts: number;
+}
+
+/** What the bench saw while the broker idled, and the last of it. */
+interface Idle {
+  readonly seen: readonly Memory[];
+  readonly rest: Memory;
 }
 
 async function memory(broker: BrokerChild): Promise<Memory> {
-  const { rss, heapUsed, heapTotal, external } = await broker.sample();
-  return { rss, heapUsed, heapTotal, external, peak: await broker.peakRss() };
+  const { rss, heapUsed, heapTotal, external, markCompacts } = await broker.sample();
+  return { rss, heapUsed, heapTotal, external, markCompacts, peak: await broker.peakRss() };
 }
 
 function describeMemory(m: Memory): string {
   return `RSS ${mb(m.rss)} (peak ${mb(m.peak)}; V8 heap ${mb(m.heapUsed)} used of ${mb(m.heapTotal)}, external ${mb(m.external)})`;
 }
 
-/** The broker's memory every IDLE_SAMPLE_MS while it idles for IDLE_MS, from the moment the runs end. */
-async function watchIdle(broker: BrokerChild, interrupt: Interrupt): Promise<Memory[]> {
-  const seen = [await memory(broker)];
-  for (let t = 0; t < IDLE_MS && !interrupt.stopped; t += IDLE_SAMPLE_MS) {
+/**
+ * The broker's memory every IDLE_SAMPLE_MS while it idles, from now until a few samples after its
+ * heap was trimmed (an idle broker's only mark-compacts are those that give memory back), or IDLE_MS.
+ */
+async function watchIdle(broker: BrokerChild, interrupt: Interrupt): Promise<Idle> {
+  let rest = await memory(broker);
+  const seen = [rest];
+  const before = rest.markCompacts;
+  let after = 0;
+  for (let t = 0; t < IDLE_MS && after < SAMPLES_AFTER_TRIM && !interrupt.stopped; t += IDLE_SAMPLE_MS) {
     await new Promise((resolve) => setTimeout(resolve, IDLE_SAMPLE_MS));
-    seen.push(await memory(broker));
+    rest = await memory(broker);
+    seen.push(rest);
+    if (rest.markCompacts > before) after++;
   }
-  return seen;
+  return { seen, rest };
 }
 
 function report(
   results: readonly LevelResult[],
-  memoryAt: { readonly ready: Memory; readonly idle: readonly Memory[] },
+  memoryAt: { readonly afterStart: Idle; readonly afterRuns: Idle },
   buildMs: number,
 ): string {
   const percent = (share: number) => `${Math.round(100 * share)}%`;
@@ -346,9 +365,12 @@ function report(
     );
   };
   const floor = figures('ping');
-  const { ready, idle } = memoryAt;
-  const settled = idle.at(-1);
-  const peak = Math.max(...idle.map((m) => m.peak));
+  const { afterStart, afterRuns } = memoryAt;
+  const atRest = [afterStart.rest, afterRuns.rest];
+  const watched = (when: string, idle: Idle) => [
+    `  broker idling ${when}, RSS every ${IDLE_SAMPLE_MS / 1000} s: ${idle.seen.map((m) => mb(m.rss).replace(' MB', '')).join(', ')} MB`,
+    `    at rest: ${describeMemory(idle.rest)}`,
+  ];
   return [
     table(rows),
     '',
@@ -358,11 +380,10 @@ function report(
       ? ''
       : `  floor, Peer.Ping with no broker work, ${most} clients: ${Math.round(floor.rate).toLocaleString('en')} calls/s, p99 ${ms(floor.p99)} ms ` +
         `(with ${most} calls always in flight, the mean wait is ${most} ÷ calls/s = ${ms((1000 * most) / floor.rate)} ms)`,
-    `  broker when ready: ${describeMemory(ready)}`,
-    `  broker idling after the runs, RSS every ${IDLE_SAMPLE_MS / 1000} s: ${idle.map((m) => mb(m.rss).replace(' MB', '')).join(', ')} MB (V8 returns memory when its memory reducer runs)`,
-    settled === undefined
-      ? ''
-      : `  broker settled: ${describeMemory(settled)}; target ≤ ${mb(TARGET.rssBytes)}: ${verdict(settled.rss <= TARGET.rssBytes)} (peak under load ${mb(peak)})`,
+    ...watched('from ready, before the runs', afterStart),
+    ...watched('after the runs', afterRuns),
+    `  (the broker gives back what start-up and load grew V8's heap by once idle for a whole ${IDLE_CHECK_MS / 1000} s check)`,
+    `  broker RSS at rest: ${mb(afterStart.rest.rss)} before the runs, ${mb(afterRuns.rest.rss)} after; target ≤ ${mb(TARGET.rssBytes)}: ${verdict(atRest.every((m) => m.rss <= TARGET.rssBytes))} (peak ${mb(afterRuns.rest.peak)})`,
     `  broker start-up (host, bring-up of ${SCENARIO.pfCount * SCENARIO.vfs} VFs, policy, bus name): ${(buildMs / 1000).toFixed(1)} s`,
     `  at the end: ${machineLoad()}`,
     '',
@@ -425,7 +446,7 @@ async function main(): Promise<void> {
       admin.close();
     }
     const processes = { broker, busPid: bus.pid };
-    const ready = await memory(broker);
+    const afterStart = await watchIdle(broker, interrupt);
 
     const results: LevelResult[] = [];
     for (const round of ['new', 'held', 'ping'] as const) {
@@ -442,8 +463,8 @@ async function main(): Promise<void> {
       }
     }
     if (!interrupt.stopped) {
-      const idle = await watchIdle(broker, interrupt);
-      process.stdout.write(report(results, { ready, idle }, broker.buildMs));
+      const afterRuns = await watchIdle(broker, interrupt);
+      process.stdout.write(report(results, { afterStart, afterRuns }, broker.buildMs));
     }
   } catch (err) {
     // A Ctrl-C also stops the bus and the broker, so calls fail: that is the interruption, not an error.
