@@ -57,9 +57,9 @@ class IndexedLeases {
     return this.#inOrder(this.#byGuest.get(guestUuid), (l) => l.guestUuid === guestUuid).map((l) => l.vf);
   }
 
-  /** The VFs of a PF that are leased, in the order their leases were made. */
-  ofPf(pf: PciAddress): PciAddress[] {
-    return this.#inOrder(this.#byPf.get(pf), (l) => l.pf === pf).map((l) => l.vf);
+  /** The leases of a PF's VFs, in the order they were made. */
+  ofPf(pf: PciAddress): Lease[] {
+    return this.#inOrder(this.#byPf.get(pf), (l) => l.pf === pf);
   }
 
   /** Each VF a batch changed, to the lease it holds afterwards (null: none). */
@@ -223,12 +223,7 @@ export class LeaseTable {
 
   /** Live leases of one PF (drain rotation waits for these). */
   ofPf(pf: PciAddress): Lease[] {
-    const leases: Lease[] = [];
-    for (const vf of this.#leases.ofPf(pf)) {
-      const lease = this.#leases.get(vf);
-      if (lease !== undefined && !this.#expired(lease)) leases.push(lease);
-    }
-    return leases;
+    return this.#leases.ofPf(pf).filter((l) => !this.#expired(l));
   }
 
   all(): Lease[] {
